@@ -1,0 +1,5 @@
+import sys
+
+from nicviz.cli import main
+
+sys.exit(main())

@@ -1,0 +1,271 @@
+"""The ``nicviz`` command line (also ``python -m nicviz``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """Bad input to a command: printed as one line, exit code 2."""
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    out = []
+    for part in _split(text):
+        if ":" in part:  # start:stop:step, stop inclusive
+            bits = [int(b) for b in part.split(":")]
+            start, stop = bits[0], bits[1]
+            step = bits[2] if len(bits) > 2 else 1
+            out.extend(range(start, stop + 1, step))
+        else:
+            out.append(int(part))
+    return out
+
+
+def _metrics(text: str | None) -> tuple[str, ...]:
+    from nicviz.metrics import METRICS
+
+    if text is None or text == "all":
+        return METRICS
+    names = tuple(_split(text))
+    bad = [n for n in names if n not in METRICS]
+    if bad:
+        raise UsageError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRICS)}")
+    return names
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "-"
+        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+# -- commands -------------------------------------------------------------------------
+def cmd_codecs(args: argparse.Namespace) -> int:
+    from nicviz.codecs import get_codec, list_codecs
+
+    rows = []
+    for name in list_codecs():
+        c = get_codec(name)
+        ok, why = c.availability()
+        quals = getattr(c, "available_qualities", None)
+        avail_q = quals() if (ok and quals) else None
+        rows.append({
+            "codec": name, "family": c.family, "rate": c.rate_mode,
+            "quality": f"{c.scale.low}..{c.scale.high}", "scale": c.scale.meaning,
+            "available": "yes" if ok else "no",
+            "note": (f"qualities {','.join(map(str, avail_q))}" if avail_q else "") if ok else why,
+            "description": c.description,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    w = max(len(r["codec"]) for r in rows)
+    print(f"{'codec':<{w}}  {'family':<9} {'rate':<9} {'quality':<7} available  note")
+    for r in rows:
+        print(f"{r['codec']:<{w}}  {r['family']:<9} {r['rate']:<9} {r['quality']:<7} {r['available']:<9}  "
+              f"{r['note'] or r['description']}")
+    return 0
+
+
+def cmd_eval_image(args: argparse.Namespace) -> int:
+    from nicviz.evaluate import evaluate
+    from nicviz.images import load_image, to_png_bytes
+
+    rgb = load_image(args.image)
+    ev = evaluate(rgb, args.codec, args.quality, _metrics(args.metrics))
+    row = {"image": str(args.image), **ev.row}
+    if args.save_recon:
+        Path(args.save_recon).write_bytes(to_png_bytes(ev.reconstruction))
+    if args.save_bitstream and ev.bitstream is not None:
+        Path(args.save_bitstream).write_bytes(ev.bitstream)
+    if args.json:
+        keys = ("codec", "quality", "width", "height", "bytes", "bpp", "psnr", "ssim", "ms_ssim", "vif",
+                "mse", "mae", "encode_s", "decode_s", "rate_mode")
+        obj = {k: (None if isinstance(row[k], float) and math.isnan(row[k]) else row[k]) for k in keys}
+        print(json.dumps(obj))
+    else:
+        for k, v in row.items():
+            print(f"{k:>10}: {_fmt(v)}")
+    return 0
+
+
+def _qualities(codecs: list[str], spec: str | None) -> dict[str, list[int]]:
+    from nicviz.codecs import get_codec
+
+    if spec:
+        qs = _ints(spec)
+        if not qs:
+            raise UsageError("--quality lists no qualities")
+        return {c: qs for c in codecs}
+    return {c: list(get_codec(c).scale.default) for c in codecs}
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from nicviz.datasets import resolve_dataset
+    from nicviz.sweep import run_sweep
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise UsageError(f"{out}: --out must end in .csv or .parquet")
+    dataset = resolve_dataset(args.dataset, args.data)
+    codecs = _split(args.codec)
+    if not codecs:
+        raise UsageError("--codec lists no codecs")
+    qualities = _qualities(codecs, args.quality)
+    summary = run_sweep(dataset, codecs, qualities, out, metrics=_metrics(args.metrics), jobs=args.jobs,
+                        progress=not args.quiet, command=["nicviz", *sys.argv[1:]] if args.argv is None else args.argv)
+    print(f"{summary.out}: {summary.rows} rows ({summary.computed} computed, {summary.skipped} already done) "
+          f"in {summary.wall_s:.1f} s")
+    if summary.errors:
+        for e in summary.errors:
+            print(f"nicviz: skipped: {e['error']}", file=sys.stderr)
+        print(f"nicviz: {len(summary.errors)} input(s) failed; listed in {summary.out}.errors.csv", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nicviz.analysis import compressai_json, mean_curve
+    from nicviz.results import read_results
+
+    df = read_results(args.file)
+    codecs = _split(args.codec) if args.codec else sorted(df["codec"].unique())
+    if args.format == "compressai":
+        docs = {c: compressai_json(df, c) for c in codecs}
+        if args.out_dir:
+            d = Path(args.out_dir)
+            d.mkdir(parents=True, exist_ok=True)
+            for c, doc in docs.items():
+                (d / f"{c}.json").write_text(json.dumps(doc, indent=2) + "\n")
+                print(d / f"{c}.json")
+        else:
+            print(json.dumps(docs[codecs[0]] if len(docs) == 1 else docs, indent=2))
+        return 0
+    for c in codecs:
+        curve = mean_curve(df, c)
+        print(f"== {c}")
+        print(curve.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def cmd_bd_rate(args: argparse.Namespace) -> int:
+    from nicviz.analysis import bd_rate
+    from nicviz.results import read_results
+
+    df = read_results(args.file)
+    res = bd_rate(df, args.anchor, args.test, metric=args.metric, method=args.method)
+    for w in res.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"anchor": args.anchor, "test": args.test, "metric": args.metric,
+                          "method": args.method, "bd_rate": res.bd_rate, "warnings": res.warnings}))
+    else:
+        print(f"BD-rate of {args.test} against {args.anchor} ({args.metric}, {args.method}): {res.bd_rate:+.2f} %")
+    return 0
+
+
+def cmd_download_weights(args: argparse.Namespace) -> int:
+    from nicviz.codecs.weights import download_official, find_official
+
+    for q in _ints(args.quality):
+        found = find_official(args.arch, q, args.metric)
+        if found:
+            print(f"{found} (already present)")
+            continue
+        try:
+            print(download_official(args.arch, q, args.metric))
+        except OSError as exc:
+            raise UsageError(f"cannot download {args.arch} quality {q}: {exc} (offline? put the file in "
+                             f"$NICVIZ_WEIGHTS_DIR instead)") from None
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nicviz", description="Measure what image compression does to images.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("codecs", help="list codecs, quality scales and availability")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_codecs)
+
+    s = sub.add_parser("eval-image", help="compress one image and measure it")
+    s.add_argument("image")
+    s.add_argument("--codec", required=True)
+    s.add_argument("--quality", required=True, type=int)
+    s.add_argument("--metrics", help="comma list or 'all' (default)")
+    s.add_argument("--save-recon", metavar="PNG")
+    s.add_argument("--save-bitstream", metavar="FILE")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_eval_image)
+
+    s = sub.add_parser("sweep", help="run a resumable sweep over a dataset")
+    s.add_argument("dataset", help="folder of images or a known name (kodak, isic-test, plates, ...)")
+    s.add_argument("--codec", required=True, help="comma list of codecs")
+    s.add_argument("--quality", help="comma list or start:stop:step (default: each codec's defaults)")
+    s.add_argument("--metrics", help="comma list or 'all' (default)")
+    s.add_argument("-j", "--jobs", type=int, default=1)
+    s.add_argument("--out", required=True, help="results file, .csv or .parquet")
+    s.add_argument("--data", help="data root (default $NICVIZ_DATA or ../shared/data)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_sweep, argv=None)
+
+    s = sub.add_parser("report", help="summarise a results file")
+    s.add_argument("file")
+    s.add_argument("--format", choices=("table", "compressai"), default="table")
+    s.add_argument("--codec", help="comma list (default: all in file)")
+    s.add_argument("--out-dir", help="with --format compressai: write <codec>.json files here")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("bd-rate", help="Bjontegaard delta rate between two codecs of a results file")
+    s.add_argument("file")
+    s.add_argument("--anchor", default="jpeg")
+    s.add_argument("--test", required=True)
+    s.add_argument("--metric", default="psnr", choices=("psnr", "ms_ssim", "ms_ssim_db", "ssim", "vif"))
+    s.add_argument("--method", default="pchip", choices=("pchip", "akima", "cubic"))
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bd_rate)
+
+    s = sub.add_parser("download-weights", help="download official CompressAI weights (needs network)")
+    s.add_argument("arch")
+    s.add_argument("--quality", required=True)
+    s.add_argument("--metric", default="mse", choices=("mse", "ms-ssim"))
+    s.set_defaults(func=cmd_download_weights)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for bad input)."""
+    from nicviz.codecs import CodecError
+    from nicviz.datasets import DatasetError
+    from nicviz.images import ImageError
+
+    args = build_parser().parse_args(argv)
+    if getattr(args, "argv", "unset") is None and argv is not None:
+        args.argv = ["nicviz", *argv]
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, ImageError, CodecError, DatasetError, FileNotFoundError, KeyError, ValueError) as exc:
+        msg = str(exc).strip("'\"").splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"nicviz: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nicviz: interrupted (finished rows are kept; rerun to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The codec interface and the codec registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+__all__ = [
+    "Codec",
+    "CodecError",
+    "CodecUnavailable",
+    "register_codec",
+    "get_codec",
+    "list_codecs",
+    "RATE_BITSTREAM",
+    "RATE_ESTIMATED",
+]
+
+#: ``rate_mode`` of rows whose bytes are a real, decodable bitstream.
+RATE_BITSTREAM = "bitstream"
+#: ``rate_mode`` of rows whose bits come from model likelihoods (no bitstream).
+RATE_ESTIMATED = "estimated"
+
+
+class CodecError(ValueError):
+    """Bad use of a codec (unknown name, quality out of range, corrupt bitstream)."""
+
+
+class CodecUnavailable(CodecError):
+    """The codec exists but cannot run here (missing plugin or weights)."""
+
+
+@dataclass(frozen=True)
+class QualityScale:
+    """An integer quality scale: ``low..high``, higher is better unless stated."""
+
+    low: int
+    high: int
+    default: tuple[int, ...]
+    meaning: str
+
+
+class Codec(ABC):
+    """Lossy image codec: ``encode(rgb, quality) -> bytes``, ``decode(bytes) -> rgb``.
+
+    ``rgb`` is a uint8 H x W x 3 array. The byte string returned by :meth:`encode`
+    is everything :meth:`decode` needs, so bpp = 8 * len(bytes) / (H * W).
+    """
+
+    name: str = ""
+    family: str = ""  # "classical" or "neural"
+    description: str = ""
+    scale: QualityScale
+    rate_mode: str = RATE_BITSTREAM
+
+    def availability(self) -> tuple[bool, str]:
+        """Return ``(True, "")`` or ``(False, reason)``."""
+        return True, ""
+
+    @property
+    def available(self) -> bool:
+        return self.availability()[0]
+
+    def check_quality(self, quality: int) -> int:
+        q = int(quality)
+        if q != quality or not self.scale.low <= q <= self.scale.high:
+            raise CodecError(
+                f"{self.name}: quality {quality} outside {self.scale.low}..{self.scale.high}"
+                f" ({self.scale.meaning})"
+            )
+        return q
+
+    def require_available(self) -> None:
+        ok, why = self.availability()
+        if not ok:
+            raise CodecUnavailable(f"{self.name} is unavailable: {why}")
+
+    @abstractmethod
+    def encode(self, rgb: np.ndarray, quality: int) -> bytes:
+        """Compress ``rgb`` at ``quality``."""
+
+    @abstractmethod
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decompress to uint8 H x W x 3."""
+
+
+_REGISTRY: dict[str, Callable[[], Codec]] = {}
+_INSTANCES: dict[str, Codec] = {}
+
+
+def register_codec(name: str, factory: Callable[[], Codec]) -> None:
+    """Register a codec factory under ``name`` (lower case with dashes)."""
+    _REGISTRY[name] = factory
+
+
+def get_codec(name: str) -> Codec:
+    """Return the (cached) codec instance registered as ``name``."""
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        raise CodecError(f"unknown codec {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    if name not in _INSTANCES:
+        _INSTANCES[name] = _REGISTRY[name]()
+    return _INSTANCES[name]
+
+
+def list_codecs() -> list[str]:
+    """Names of all registered codecs, classical first."""
+    _ensure_loaded()
+    return list(_REGISTRY)
+
+
+def _ensure_loaded() -> None:
+    # Importing the modules registers their codecs.
+    from nicviz.codecs import classical, neural  # noqa: F401

@@ -1,0 +1,87 @@
+"""Where neural-codec weights come from.
+
+Official CompressAI weights are looked up, in this order, under the file name of
+CompressAI's download URL (for example ``cheng2020-anchor-1-dad2ebff.pth.tar``):
+
+1. ``$NICVIZ_WEIGHTS_DIR/<file>``
+2. the torch hub checkpoint cache, ``$TORCH_HOME/hub/checkpoints/<file>``
+   (``~/.cache/torch/hub/checkpoints`` by default), where CompressAI itself puts them.
+
+Nothing is downloaded implicitly: ``nicviz download-weights`` (or
+:func:`download_official`) fetches them into the torch hub cache when online.
+Checkpoints are untrusted data and are loaded with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "official_url",
+    "official_filename",
+    "search_dirs",
+    "find_official",
+    "download_official",
+    "load_state_dict",
+]
+
+
+def official_url(arch: str, quality: int, metric: str = "mse") -> str:
+    from nicviz.codecs.neural import import_compressai
+
+    import_compressai()
+    from compressai.zoo.image import model_urls
+
+    try:
+        return model_urls[arch][metric][quality]
+    except KeyError:
+        raise KeyError(f"CompressAI publishes no {metric} weights for {arch} quality {quality}") from None
+
+
+def official_filename(arch: str, quality: int, metric: str = "mse") -> str:
+    return official_url(arch, quality, metric).rsplit("/", 1)[-1]
+
+
+def search_dirs() -> list[Path]:
+    """Folders searched for official checkpoints, in order."""
+    dirs: list[Path] = []
+    env = os.environ.get("NICVIZ_WEIGHTS_DIR")
+    if env:
+        dirs.append(Path(env).expanduser())
+    import torch.hub
+
+    dirs.append(Path(torch.hub.get_dir()) / "checkpoints")
+    return dirs
+
+
+def find_official(arch: str, quality: int, metric: str = "mse") -> Path | None:
+    name = official_filename(arch, quality, metric)
+    for folder in search_dirs():
+        path = folder / name
+        if path.is_file():
+            return path
+    return None
+
+
+def download_official(arch: str, quality: int, metric: str = "mse") -> Path:
+    """Download one official checkpoint into the torch hub cache (needs network)."""
+    import torch.hub
+
+    url = official_url(arch, quality, metric)
+    target = Path(torch.hub.get_dir()) / "checkpoints" / official_filename(arch, quality, metric)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.hub.download_url_to_file(url, str(target), hash_prefix=None, progress=True)
+    return target
+
+
+def load_state_dict(path: Path) -> dict:
+    """Load a checkpoint's state dict safely (``weights_only=True``) onto the CPU."""
+    import torch
+
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: not a state dict")
+    return {k: v.float() if v.is_floating_point() else v for k, v in obj.items()}

@@ -1,0 +1,108 @@
+"""The one result-row format shared by sweeps, reports, plots and the app.
+
+Rows are identified by :data:`KEY` = ``(dataset, image, codec, quality, task)``.
+Files are CSV or Parquet (by suffix); run metadata lives beside them in
+``<file>.meta.json`` and bad inputs in ``<file>.errors.csv``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+from importlib import metadata as _md
+from pathlib import Path
+
+import pandas as pd
+
+from nicviz.metrics import METRICS
+
+__all__ = [
+    "KEY",
+    "COLUMNS",
+    "read_results",
+    "write_results",
+    "meta_path",
+    "errors_path",
+    "run_metadata",
+    "write_json_atomic",
+]
+
+KEY = ("dataset", "image", "codec", "quality", "task")
+COLUMNS = (
+    "dataset", "image", "codec", "quality", "task", "width", "height", "bytes", "bpp",
+    "encode_s", "decode_s", "metrics_s", "rate_mode", *METRICS,
+)
+
+_PACKAGES = ("nicviz", "numpy", "pillow", "torch", "compressai", "scikit-image",
+             "pytorch-msssim", "scipy", "pandas", "pillow-heif", "pillow-jxl-plugin")
+
+
+def meta_path(path: str | os.PathLike) -> Path:
+    return Path(str(path) + ".meta.json")
+
+
+def errors_path(path: str | os.PathLike) -> Path:
+    return Path(str(path) + ".errors.csv")
+
+
+def _check_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ValueError(f"{path}: results file must end in .csv or .parquet")
+    return suffix
+
+
+def read_results(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a results file (CSV or Parquet)."""
+    p = Path(path)
+    suffix = _check_suffix(p)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such results file")
+    df = pd.read_parquet(p) if suffix == ".parquet" else pd.read_csv(p, keep_default_na=True)
+    missing = [c for c in ("codec", "quality", "bpp") if c not in df.columns]
+    if missing:
+        raise ValueError(f"{p}: not a nicviz results file (missing {', '.join(missing)})")
+    return df
+
+
+def write_results(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write atomically (temporary file + rename), columns in :data:`COLUMNS` order first."""
+    p = Path(path)
+    suffix = _check_suffix(p)
+    cols = [c for c in COLUMNS if c in df.columns] + [c for c in df.columns if c not in COLUMNS]
+    df = df[cols]
+    tmp = p.with_name(p.name + ".tmp")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        df.to_parquet(tmp, index=False)
+    else:
+        df.to_csv(tmp, index=False)
+    os.replace(tmp, p)
+
+
+def write_json_atomic(obj: object, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return _md.version(pkg)
+    except _md.PackageNotFoundError:
+        return None
+
+
+def run_metadata(command: list[str] | None = None, **extra: object) -> dict:
+    """Versions, platform, date and command of this run."""
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command if command is not None else sys.argv,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {p: _version(p) for p in _PACKAGES},
+        **extra,
+    }

@@ -1,0 +1,251 @@
+"""The grid runner: (image x codec x quality) rows, resumable, with a pluggable executor.
+
+Resume protocol: every finished task appends its rows as JSON lines to
+``<out>.journal.jsonl`` (one ``write`` per line, flushed and fsynced), and the results
+file is rewritten atomically from time to time and at the end. On start, rows already
+in the results file or the journal are skipped (a torn last journal line, left by
+``kill -9``, is ignored), so rerunning the same command computes only what is missing
+and never writes duplicate or partial rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Protocol
+
+import pandas as pd
+
+from nicviz.codecs import CodecError, get_codec
+from nicviz.datasets import Dataset
+from nicviz.evaluate import evaluate
+from nicviz.images import ImageError, load_image
+from nicviz.metrics import METRICS
+from nicviz.results import (
+    COLUMNS,
+    KEY,
+    errors_path,
+    meta_path,
+    read_results,
+    run_metadata,
+    write_json_atomic,
+    write_results,
+)
+
+__all__ = ["Task", "SweepSummary", "Executor", "SerialExecutor", "ProcessExecutor", "run_sweep", "plan_tasks"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: one image with one codec at the qualities still missing."""
+
+    dataset: str
+    root: str
+    image: str
+    codec: str
+    qualities: tuple[int, ...]
+    metrics: tuple[str, ...]
+    task: str = "rd"
+
+
+@dataclass
+class SweepSummary:
+    out: Path
+    rows: int
+    computed: int
+    skipped: int
+    errors: list[dict] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def run_task(task: Task) -> list[dict]:
+    """Run one task; returns result rows and ``{"error": ...}`` records."""
+    path = Path(task.root) / task.image
+    try:
+        rgb = load_image(path, name=task.image)
+    except ImageError as exc:
+        return [{"error": {"image": task.image, "codec": task.codec, "quality": None, "error": str(exc)}}]
+    out: list[dict] = []
+    for q in task.qualities:
+        try:
+            ev = evaluate(rgb, task.codec, q, task.metrics)
+        except (CodecError, ValueError, RuntimeError) as exc:
+            out.append({"error": {"image": task.image, "codec": task.codec, "quality": q,
+                                  "error": f"{task.image}: {exc}"}})
+            continue
+        out.append({"dataset": task.dataset, "image": task.image, "task": task.task, **ev.row})
+    return out
+
+
+class Executor(Protocol):
+    """Runs tasks and yields each task's records as soon as it finishes (any order)."""
+
+    def map_unordered(self, fn: Callable[[Task], list[dict]], tasks: list[Task]) -> Iterator[list[dict]]: ...
+
+
+class SerialExecutor:
+    """Runs tasks one after another in this process."""
+
+    def map_unordered(self, fn, tasks):
+        for t in tasks:
+            yield fn(t)
+
+
+def _init_worker() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
+class ProcessExecutor:
+    """Local worker processes, one torch thread each (so ``-j N`` does not oversubscribe)."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = max(1, int(jobs))
+
+    def map_unordered(self, fn, tasks):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_init_worker) as pool:
+            pending = set()
+            it = iter(tasks)
+            for t in it:
+                pending.add(pool.submit(fn, t))
+                if len(pending) >= 2 * self.jobs:
+                    break
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+                    nxt = next(it, None)
+                    if nxt is not None:
+                        pending.add(pool.submit(fn, nxt))
+
+
+def _journal_path(out: Path) -> Path:
+    return Path(str(out) + ".journal.jsonl")
+
+
+def _read_journal(path: Path) -> tuple[list[dict], list[dict]]:
+    rows: list[dict] = []
+    errors: list[dict] = []
+    if not path.is_file():
+        return rows, errors
+    with path.open("r", encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break  # torn write from an interrupted run
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            (errors if "error" in rec else rows).append(rec.get("error", rec))
+    return rows, errors
+
+
+def _key(row: dict) -> tuple:
+    return (str(row["dataset"]), str(row["image"]), str(row["codec"]), int(row["quality"]), str(row["task"]))
+
+
+def _existing_rows(out: Path) -> dict[tuple, dict]:
+    found: dict[tuple, dict] = {}
+    if out.is_file():
+        df = read_results(out)
+        if all(k in df.columns for k in KEY):
+            for rec in df.to_dict("records"):
+                found[_key(rec)] = rec
+    journal_rows, _ = _read_journal(_journal_path(out))
+    for rec in journal_rows:
+        found[_key(rec)] = rec
+    return found
+
+
+def plan_tasks(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int]],
+               metrics: tuple[str, ...], done: Iterable[tuple], task: str = "rd") -> list[Task]:
+    """Tasks for every (image, codec) with at least one quality not in ``done``."""
+    done = set(done)
+    tasks = []
+    for path in dataset.files:
+        image = dataset.image_id(path)
+        for codec in codecs:
+            missing = tuple(q for q in qualities[codec] if (dataset.name, image, codec, q, task) not in done)
+            if missing:
+                tasks.append(Task(dataset.name, str(dataset.root), image, codec, missing, tuple(metrics), task))
+    return tasks
+
+
+def _frame(rows: Iterable[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(list(rows))
+    if df.empty:
+        return pd.DataFrame(columns=list(COLUMNS))
+    return df.sort_values(list(KEY)).reset_index(drop=True)
+
+
+def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int]], out: str | os.PathLike,
+              metrics: tuple[str, ...] = METRICS, jobs: int = 1, executor: Executor | None = None,
+              progress: bool = True, command: list[str] | None = None, flush_every_s: float = 30.0,
+              task: str = "rd") -> SweepSummary:
+    """Run (or resume) a sweep and write ``out`` plus its metadata and errors files."""
+    out = Path(out)
+    for name in codecs:
+        codec = get_codec(name)
+        codec.require_available()
+        for q in qualities[name]:
+            codec.check_quality(q)
+    t_start = time.perf_counter()
+    found = _existing_rows(out)
+    tasks = plan_tasks(dataset, codecs, qualities, metrics, found.keys(), task)
+    total_rows = sum(len(t.qualities) for t in tasks)
+    skipped = len(found)
+    executor = executor or (SerialExecutor() if jobs <= 1 else ProcessExecutor(jobs))
+    journal = _journal_path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    errors: list[dict] = []
+    computed = 0
+    bar = None
+    if progress and total_rows:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_rows, unit="row", desc=f"sweep {dataset.name}", dynamic_ncols=True)
+    last_flush = time.monotonic()
+    with journal.open("a", encoding="utf-8") as jf:
+        for records in executor.map_unordered(run_task, tasks):
+            lines = []
+            for rec in records:
+                if "error" in rec:
+                    errors.append(rec["error"])
+                else:
+                    found[_key(rec)] = rec
+                    computed += 1
+                lines.append(json.dumps(rec, default=float) + "\n")
+            jf.write("".join(lines))
+            jf.flush()
+            os.fsync(jf.fileno())
+            if bar is not None:
+                bar.update(len(records))
+            if time.monotonic() - last_flush > flush_every_s:
+                write_results(_frame(found.values()), out)
+                last_flush = time.monotonic()
+    if bar is not None:
+        bar.close()
+    write_results(_frame(found.values()), out)
+    wall = time.perf_counter() - t_start
+    write_json_atomic(run_metadata(command, dataset=dataset.name, dataset_root=str(dataset.root),
+                                   codecs=codecs, qualities=qualities, metrics=list(metrics),
+                                   rows=len(found), errors=len(errors), seed=0), meta_path(out))
+    err_file = errors_path(out)
+    if errors:
+        pd.DataFrame(errors).drop_duplicates().to_csv(err_file, index=False)
+    elif err_file.exists():
+        err_file.unlink()
+    journal.unlink(missing_ok=True)
+    return SweepSummary(out=out, rows=len(found), computed=computed, skipped=skipped, errors=errors, wall_s=wall)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up (idempotent) and run nicviz:  scripts/dev.sh app | test | setup | bench
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+VENV=${NICVIZ_VENV:-.venv}
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.nicviz-setup"
+  local want
+  want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    "$VENV/bin/python" -m pip install --upgrade --quiet "pip>=24"
+    # torch first and pinned, so no other package can make pip resolve a different one
+    "$VENV/bin/python" -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+    "$VENV/bin/python" -m pip install --quiet -r requirements.txt
+    "$VENV/bin/python" -m pip install --quiet --no-deps -e .
+    echo "$want" > "$stamp"
+  fi
+}
+
+cmd=${1:-app}
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  app) setup; exec "$VENV/bin/streamlit" run app.py "$@" ;;
+  test) setup; export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}; exec "$VENV/bin/python" -m pytest -q "$@" ;;
+  bench) setup; for b in benchmarks/*.py; do "$VENV/bin/python" "$b"; done ;;
+  *) echo "usage: scripts/dev.sh app|test|setup|bench" >&2; exit 2 ;;
+esac

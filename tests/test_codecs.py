@@ -1,0 +1,128 @@
+"""Codec registry, classical round trips, neural bitstreams and official-weight lookup."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nicviz.codecs import CodecError, CodecUnavailable, get_codec, list_codecs
+from nicviz.codecs.neural import NeuralCodec, OfficialWeights, RandomWeights, unpack_strings
+from nicviz.codecs.weights import find_official, official_filename
+from nicviz.evaluate import evaluate
+from nicviz.metrics import psnr
+
+CLASSICAL = ["jpeg", "webp", "avif", "jpeg2000", "jpegxl", "heif"]
+
+
+def test_registry_lists_classical_and_neural():
+    names = list_codecs()
+    for n in CLASSICAL + ["cheng2020-anchor", "cheng2020-attn", "bmshj2018-factorized", "mbt2018",
+                          "mbt2018-mean", "bmshj2018-hyperprior", "cheng2020-anchor-estimated"]:
+        assert n in names
+    with pytest.raises(CodecError, match="unknown codec"):
+        get_codec("jpeg-9000")
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_classical_roundtrip_rate_and_quality_order(name, chelsea):
+    codec = get_codec(name)
+    assert codec.available, codec.availability()[1]
+    lo, hi = codec.scale.default[1], codec.scale.default[-2]
+    small, big = codec.encode(chelsea, lo), codec.encode(chelsea, hi)
+    rec_small, rec_big = codec.decode(small), codec.decode(big)
+    assert rec_small.shape == chelsea.shape and rec_small.dtype == np.uint8
+    assert len(small) < len(big)
+    assert psnr(chelsea, rec_small) < psnr(chelsea, rec_big)
+    row = evaluate(chelsea, name, hi, ["psnr"]).row
+    assert row["bytes"] == len(big)
+    assert row["bpp"] == pytest.approx(8 * len(big) / (chelsea.shape[0] * chelsea.shape[1]))
+
+
+def test_quality_out_of_range_and_bad_bitstream(chelsea):
+    jpeg = get_codec("jpeg")
+    with pytest.raises(CodecError, match="quality 101 outside 1..100"):
+        jpeg.encode(chelsea, 101)
+    with pytest.raises(CodecError, match="cannot decode"):
+        jpeg.decode(b"\xff\xd8garbage")
+
+
+@pytest.fixture(scope="module")
+def random_codec() -> NeuralCodec:
+    return NeuralCodec("test-random", "bmshj2018-factorized", RandomWeights("bmshj2018-factorized", seed=0), (1, 2))
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (33, 65), (17, 9), (100, 130)])
+def test_neural_roundtrip_real_bitstream(random_codec, shape):
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    ev = evaluate(rgb, random_codec, 1, ["psnr", "mse"])
+    assert ev.reconstruction.shape == rgb.shape and ev.reconstruction.dtype == np.uint8
+    assert ev.bitstream is not None and ev.row["bytes"] == len(ev.bitstream)
+    assert ev.row["bpp"] == pytest.approx(8 * len(ev.bitstream) / (shape[0] * shape[1]))
+    q, h, w, _, strings = unpack_strings(ev.bitstream)
+    assert (q, h, w) == (1, *shape) and len(strings) == 1
+    # decoding the same bytes again gives the same image: it is a real bitstream
+    assert np.array_equal(random_codec.decode(ev.bitstream), ev.reconstruction)
+
+
+def test_neural_estimated_mode_labelled(random_codec, astronaut):
+    est = NeuralCodec("test-random-estimated", "bmshj2018-factorized",
+                      RandomWeights("bmshj2018-factorized", seed=0), (1,), estimated=True)
+    row = evaluate(astronaut[:128, :128], est, 1, ["psnr"]).row
+    real = evaluate(astronaut[:128, :128], random_codec, 1, ["psnr"]).row
+    assert row["rate_mode"] == "estimated" and real["rate_mode"] == "bitstream"
+    assert row["bpp"] > 0
+    with pytest.raises(CodecError, match="no bitstream"):
+        est.encode(astronaut, 1)
+
+
+def test_official_weights_missing_says_file_and_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("NICVIZ_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    codec = NeuralCodec("cheng2020-anchor", "cheng2020-anchor", OfficialWeights("cheng2020-anchor"), (1, 2, 3))
+    ok, why = codec.availability()
+    assert not ok
+    assert "cheng2020-anchor-1-dad2ebff.pth.tar" in why and "https://compressai.s3.amazonaws.com" in why
+    with pytest.raises(CodecUnavailable):
+        codec.encode(np.zeros((64, 64, 3), np.uint8), 1)
+
+
+def test_official_weights_found_in_weights_dir(tmp_path, monkeypatch):
+    """A checkpoint written under the official name is found, loaded safely and codes."""
+    arch = "bmshj2018-factorized"
+    monkeypatch.setenv("NICVIZ_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    model = RandomWeights(arch, seed=3).build(2)
+    name = official_filename(arch, 2)
+    # official files store EntropyBottleneck params under their old ParameterList names
+    state = {k.replace("entropy_bottleneck._matrix", "entropy_bottleneck._matrices."): v
+             for k, v in model.state_dict().items()}
+    torch.save(state, tmp_path / name)
+    assert find_official(arch, 2) == tmp_path / name
+    codec = NeuralCodec(arch, arch, OfficialWeights(arch), (1, 2))
+    assert codec.availability() == (True, "") and codec.available_qualities() == [2]
+    rgb = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    ev = evaluate(rgb, codec, 2, ["psnr"])
+    assert ev.reconstruction.shape == rgb.shape
+    # the loaded weights are the ones written
+    loaded = codec.model(2)
+    ref = model.g_a[0].weight.detach()
+    assert torch.equal(loaded.g_a[0].weight.detach(), ref)
+
+
+def test_checkpoint_with_code_is_refused(tmp_path, monkeypatch):
+    """weights_only=True: a pickle that runs code is not loaded."""
+    import pickle
+
+    arch = "bmshj2018-factorized"
+    monkeypatch.setenv("NICVIZ_WEIGHTS_DIR", str(tmp_path))
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (tmp_path / official_filename(arch, 1)).write_bytes(pickle.dumps({"x": Evil()}))
+    codec = NeuralCodec(arch, arch, OfficialWeights(arch), (1,))
+    with pytest.raises(CodecUnavailable, match="cannot load checkpoint"):
+        codec.model(1)
