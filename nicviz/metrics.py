@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
-from scipy.ndimage import correlate1d
 
 __all__ = [
     "mse",
@@ -74,14 +74,23 @@ def _gaussian(size: int, sigma: float) -> np.ndarray:
     return g / g.sum()
 
 
+def _sep_filter(x: np.ndarray, k: np.ndarray, border: int) -> np.ndarray:
+    """Separable correlation of each channel of ``x`` (H x W x C, float64) with ``k``."""
+    if x.shape[2] <= 4:
+        y = cv2.sepFilter2D(x, cv2.CV_64F, k, k, borderType=border)
+        return y.reshape(x.shape)
+    return np.stack([_sep_filter(x[:, :, i:i + 1], k, border)[:, :, 0] for i in range(x.shape[2])], axis=2)
+
+
 def _filter_same(x: np.ndarray, k: np.ndarray) -> np.ndarray:
-    return correlate1d(correlate1d(x, k, axis=0, mode="reflect"), k, axis=1, mode="reflect")
+    """Same-size filtering, borders by reflection (``d c b a | a b c d``)."""
+    return _sep_filter(x, k, cv2.BORDER_REFLECT)
 
 
 def _filter_valid(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """'valid' filtering: only outputs whose window lies inside ``x`` (as convolve2d 'valid')."""
     r = len(k) // 2
-    y = correlate1d(x, k, axis=0, mode="constant")[r:x.shape[0] - r]
-    return correlate1d(y, k, axis=1, mode="constant")[:, r:x.shape[1] - r]
+    return _sep_filter(x, k, cv2.BORDER_CONSTANT)[r:x.shape[0] - r, r:x.shape[1] - r]
 
 
 def _ssim_full(ref: np.ndarray, tst: np.ndarray, data_range: float) -> np.ndarray:
@@ -157,7 +166,7 @@ def vif(reference: np.ndarray, test: np.ndarray, data_range: float = 255,
     Four scales with Gaussian windows of 17, 9, 5, 3 px (sigma = size / 5), noise
     variance ``sigma_nsq = 2``, computed on each of R, G, B in sample units (0..255)
     and averaged, exactly as ``sewar.full_ref.vifp`` computes it, but with separable
-    filters on all channels at once (about 10-20x faster). 1 means identical;
+    filters (OpenCV) on all channels at once (about 20x faster). 1 means identical;
     contrast enhancement can exceed 1. ``data_range`` is validated but VIF-p is defined
     on the raw sample values, as in sewar. Returns ``nan`` for images too small for
     four scales (under about 40 px).

@@ -99,7 +99,7 @@ def _version(pkg: str) -> str | None:
 def run_metadata(command: list[str] | None = None, **extra: object) -> dict:
     """Versions, platform, date and command of this run."""
     return {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command": command if command is not None else sys.argv,
         "python": sys.version.split()[0],
         "platform": platform.platform(),

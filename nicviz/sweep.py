@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Protocol
 
 import pandas as pd
 
@@ -88,15 +89,28 @@ class Executor(Protocol):
 
 
 class SerialExecutor:
-    """Runs tasks one after another in this process."""
+    """Runs tasks one after another in this process, on one thread like each worker of -j N."""
 
     def map_unordered(self, fn, tasks):
-        for t in tasks:
-            yield fn(t)
+        import cv2
+        import torch
+
+        saved = torch.get_num_threads(), cv2.getNumThreads()
+        torch.set_num_threads(1)
+        cv2.setNumThreads(1)
+        try:
+            for t in tasks:
+                yield fn(t)
+        finally:
+            torch.set_num_threads(saved[0])
+            cv2.setNumThreads(saved[1])
 
 
 def _init_worker() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
     try:
         import torch
 

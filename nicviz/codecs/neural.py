@@ -226,7 +226,7 @@ class NeuralCodec(Codec):
         import torch
         import torch.nn.functional as F
 
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)[None]
+        x = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255.0)[None]
         h, w = rgb.shape[:2]
         H, W = math.ceil(h / _PAD) * _PAD, math.ceil(w / _PAD) * _PAD
         left, top = (W - w) // 2, (H - h) // 2

@@ -1,0 +1,32 @@
+"""nicviz's JPEG on Kodak against CompressAI's published jpeg.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nicviz.analysis import compressai_json
+from nicviz.datasets import resolve_dataset
+from nicviz.sweep import run_sweep
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "compressai-kodak" / "jpeg.json"
+
+
+def test_jpeg_matches_compressai_reference(kodak_dir, tmp_path):
+    if not REFERENCE.is_file():
+        pytest.skip(f"CompressAI reference not found at {REFERENCE}")
+    ref = json.loads(REFERENCE.read_text())["results"]
+    ds = resolve_dataset(str(kodak_dir))
+    assert len(ds.files) == 24
+    qualities = list(range(5, 100, 5))
+    out = tmp_path / "kodak_jpeg.csv"
+    run_sweep(ds, ["jpeg"], {"jpeg": qualities}, out, metrics=("psnr",), jobs=2, progress=False)
+    import pandas as pd
+
+    ours = compressai_json(pd.read_csv(out), "jpeg")["results"]
+    assert ours["quality"] == qualities
+    for i, q in enumerate(qualities):
+        assert abs(ours["psnr-rgb"][i] - ref["psnr-rgb"][i]) <= 0.15, q
+        assert abs(ours["bpp"][i] / ref["bpp"][i] - 1) <= 0.03, q

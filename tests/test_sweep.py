@@ -1,0 +1,79 @@
+"""Resumable sweeps: kill -9 in the middle, rerun, no duplicate or partial rows."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nicviz.datasets import resolve_dataset, write_builtin_samples
+from nicviz.results import KEY
+from nicviz.sweep import run_sweep
+
+ARGS = ["--codec", "jpeg,webp,jpeg2000", "--quality", "20:60:5", "--metrics", "psnr,ssim,vif", "--quiet"]
+
+
+def _cmd(folder: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "nicviz", "sweep", str(folder), *ARGS, "--out", str(out)]
+
+
+def test_kill_9_then_resume(tmp_path):
+    folder = write_builtin_samples(tmp_path / "imgs").root
+    out = tmp_path / "res.csv"
+    journal = Path(str(out) + ".journal.jsonl")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(_cmd(folder, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if journal.is_file() and journal.read_text().count("\n") >= 30:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done_before = journal.read_text().count("\n")
+    assert done_before >= 30
+    # simulate a torn write at the moment of the kill
+    with journal.open("a") as fh:
+        fh.write('{"dataset": "imgs", "image": "astronaut.png", "codec": "jpeg", "quality": 9')
+    res = subprocess.run(_cmd(folder, out), env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    df = pd.read_csv(out)
+    total = 6 * 3 * 9
+    assert len(df) == total
+    assert not df.duplicated(list(KEY)).any()
+    assert df[["psnr", "ssim", "vif", "bpp"]].notna().all().all()
+    computed = int(res.stdout.split("(")[1].split(" computed")[0])
+    assert computed == total - done_before
+    assert not journal.exists()
+
+
+def test_parallel_equals_serial(tmp_path):
+    folder = write_builtin_samples(tmp_path / "imgs", ("chelsea", "coffee", "rocket", "astronaut")).root
+    ds = resolve_dataset(str(folder))
+    q = {"jpeg": [10, 50], "webp": [30]}
+    a = run_sweep(ds, ["jpeg", "webp"], q, tmp_path / "serial.csv", metrics=("psnr", "ssim"), jobs=1, progress=False)
+    b = run_sweep(ds, ["jpeg", "webp"], q, tmp_path / "par.csv", metrics=("psnr", "ssim"), jobs=2, progress=False)
+    assert a.rows == b.rows == 12
+    cols = ["image", "codec", "quality", "bytes", "psnr", "ssim"]
+    sa = pd.read_csv(tmp_path / "serial.csv")[cols]
+    sb = pd.read_csv(tmp_path / "par.csv")[cols]
+    pd.testing.assert_frame_equal(sa, sb)
+
+
+def test_unavailable_codec_refused_before_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("NICVIZ_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    ds = write_builtin_samples(tmp_path / "imgs", ("chelsea",))
+    from nicviz.codecs import CodecUnavailable
+
+    with pytest.raises(CodecUnavailable, match="cheng2020-attn"):
+        run_sweep(ds, ["jpeg", "cheng2020-attn"], {"jpeg": [50], "cheng2020-attn": [1]}, tmp_path / "x.csv",
+                  progress=False)
+    assert not (tmp_path / "x.csv").exists()
