@@ -1,0 +1,312 @@
+"""Train compact Cheng2020 models (CompressAI architectures) for nicviz.
+
+``nicviz train ...`` / ``python -m nicviz.train ...``. Rate-distortion loss
+``lambda * 255^2 * MSE + bpp`` with the entropy bottleneck's auxiliary loss on its own
+optimizer, random crops and flips, gradient clipping, warm-up then cosine decay.
+
+Quantization as the codec does it (Minnen & Singh, ICIP 2020): the rate term uses the
+usual additive-noise proxy, but the synthesis transform sees
+``round(y - mu) + mu`` (and ``round(z - median) + median`` for the hyper-latent),
+passed with a straight-through gradient, which is what ``compress``/``decompress``
+reconstruct. Plain CompressAI training decodes ``y + noise`` and evaluates ``round(y)``,
+which costs about 0.8 dB against the real codec.
+
+Checkpoints (``weights_only``-loadable: tensors, numbers, strings) are written
+atomically every ``--ckpt-every`` seconds and at the end; rerunning the same command
+resumes at the saved step with the same optimizer and random-number state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["LAMBDAS", "main", "train", "rd_forward", "export_model", "CropSampler"]
+
+#: CompressAI's MSE lambdas per quality.
+LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483}
+ARCHS = ("cheng2020-anchor", "cheng2020-attn")
+
+
+def build_model(arch: str, n: int):
+    from nicviz.codecs.neural import import_compressai
+
+    import_compressai()
+    from compressai.models import Cheng2020Anchor, Cheng2020Attention
+
+    return {"cheng2020-anchor": Cheng2020Anchor, "cheng2020-attn": Cheng2020Attention}[arch](N=n)
+
+
+class CropSampler:
+    """Random crops with random horizontal/vertical flips from images held in memory."""
+
+    def __init__(self, folder: Path, patch: int, seed: int) -> None:
+        from nicviz.datasets import list_images
+        from nicviz.images import ImageError, load_image
+
+        self.images = []
+        for p in list_images(folder):
+            try:
+                a = load_image(p)
+            except ImageError as exc:
+                print(f"skipping {exc}", file=sys.stderr)
+                continue
+            if min(a.shape[:2]) >= patch:
+                self.images.append(a)
+        if not self.images:
+            raise ValueError(f"{folder}: no training images of at least {patch} px")
+        self.patch = patch
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int):
+        import torch
+
+        out = np.empty((size, self.patch, self.patch, 3), np.uint8)
+        for i in range(size):
+            a = self.images[self.rng.integers(len(self.images))]
+            y = self.rng.integers(a.shape[0] - self.patch + 1)
+            x = self.rng.integers(a.shape[1] - self.patch + 1)
+            c = a[y:y + self.patch, x:x + self.patch]
+            if self.rng.random() < 0.5:
+                c = c[:, ::-1]
+            if self.rng.random() < 0.5:
+                c = c[::-1]
+            out[i] = c
+        # contiguous NCHW: a channels-last input crashes CPU backward in torch 2.14.1
+        return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous().float().div_(255.0)
+
+    def state(self) -> dict:
+        return {"bit_generator": json.dumps(self.rng.bit_generator.state)}
+
+    def load_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = json.loads(state["bit_generator"])
+
+
+def rd_forward(model, x):
+    """Forward pass with the codec's quantization in the synthesis path (see module doc)."""
+    import torch
+
+    y = model.g_a(x)
+    z = model.h_a(y)
+    _, z_likelihoods = model.entropy_bottleneck(z)
+    med = model.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
+    z_hat = z + (torch.round(z - med) + med - z).detach()
+    params = model.h_s(z_hat)
+    y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5) if model.training else torch.round(y)
+    ctx = model.context_prediction(y_noisy)
+    scales, means = model.entropy_parameters(torch.cat((params, ctx), dim=1)).chunk(2, 1)
+    _, y_likelihoods = model.gaussian_conditional(y, scales, means=means)
+    y_hat = y + (torch.round(y - means) + means - y).detach()
+    x_hat = model.g_s(y_hat)
+    return x_hat, (y_likelihoods, z_likelihoods)
+
+
+def rd_loss(x, x_hat, likelihoods, lmbda: float):
+    import torch
+
+    n, _, h, w = x.shape
+    bpp = sum(torch.log(lk).sum() for lk in likelihoods) / (-math.log(2) * n * h * w)
+    mse = torch.mean((x_hat - x) ** 2)
+    return lmbda * 255**2 * mse + bpp, bpp, mse
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int, final: float) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return final + 0.5 * (peak - final) * (1 + math.cos(math.pi * t))
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    import torch
+
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _split_params(model):
+    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
+    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles") and p.requires_grad]
+    return main, aux
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Run (or resume) training; returns the final log record."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    ckpt = Path(args.ckpt)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    lmbda = args.lmbda if args.lmbda is not None else LAMBDAS[args.quality]
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    model = build_model(args.arch, args.N)
+    main_params, aux_params = _split_params(model)
+    opt = torch.optim.Adam(main_params, lr=args.lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr)
+    sampler = CropSampler(Path(args.data), args.patch, args.seed)
+    step = 0
+    if ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        aux_opt.load_state_dict(state["aux_opt"])
+        sampler.load_state(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        step = int(state["step"])
+        print(f"resumed {ckpt} at step {step}", file=sys.stderr)
+    elif args.init_from:
+        state = torch.load(args.init_from, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"] if "model" in state else state)
+        print(f"initialised from {args.init_from}", file=sys.stderr)
+    log_path = Path(str(ckpt) + ".log.csv")
+    new_log = not log_path.exists()
+    log = log_path.open("a", newline="")
+    writer = csv.writer(log)
+    if new_log:
+        writer.writerow(["step", "lr", "loss", "bpp", "mse", "psnr", "aux", "seconds"])
+    model.train()
+    last_save = time.monotonic()
+    t0 = time.perf_counter()
+    acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "aux": 0.0, "n": 0}
+    record: dict = {}
+
+    def save() -> None:
+        _save_atomic({
+            "model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
+            "sampler": sampler.state(), "torch_rng": torch.get_rng_state(), "step": step,
+            "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str)) and k != "func"},
+            "lmbda": lmbda,
+        }, ckpt)
+
+    while step < args.steps:
+        lr = lr_at(step, args.steps, args.lr, args.warmup, args.lr * args.final_lr_ratio)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = sampler.batch(args.batch)
+        opt.zero_grad(set_to_none=True)
+        aux_opt.zero_grad(set_to_none=True)
+        x_hat, lks = rd_forward(model, x)
+        loss, bpp, mse = rd_loss(x, x_hat, lks, lmbda)
+        loss.backward()
+        if args.clip > 0:
+            torch.nn.utils.clip_grad_norm_(main_params, args.clip)
+        opt.step()
+        aux = model.aux_loss()
+        aux.backward()
+        aux_opt.step()
+        step += 1
+        acc["loss"] += float(loss.detach())
+        acc["bpp"] += float(bpp.detach())
+        acc["mse"] += float(mse.detach())
+        acc["aux"] += float(aux.detach())
+        acc["n"] += 1
+        if step % args.log_every == 0 or step == args.steps:
+            n = acc["n"]
+            m = acc["mse"] / n
+            record = {"step": step, "lr": lr, "loss": acc["loss"] / n, "bpp": acc["bpp"] / n, "mse": m,
+                      "psnr": 10 * math.log10(1 / max(m, 1e-12)), "aux": acc["aux"] / n,
+                      "seconds": time.perf_counter() - t0}
+            writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in record.values()])
+            log.flush()
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
+                  file=sys.stderr, flush=True)
+            acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "aux": 0.0, "n": 0}
+        if time.monotonic() - last_save > args.ckpt_every:
+            save()
+            last_save = time.monotonic()
+    save()
+    log.close()
+    return record
+
+
+def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | None = None) -> Path:
+    """Write an updated (CDF tables built), float16 state dict and a metadata JSON beside it."""
+    import torch
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    args = state["args"]
+    model = build_model(args["arch"], int(args["N"]))
+    model.load_state_dict(state["model"])
+    model.eval()
+    model.update(force=True)
+    sd = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(sd, out)
+    info = {
+        "architecture": args["arch"], "N": int(args["N"]), "quality": int(args["quality"]),
+        "lambda": float(state["lmbda"]), "steps": int(state["step"]), "batch": int(args["batch"]),
+        "patch": int(args["patch"]), "lr": float(args["lr"]), "seed": int(args["seed"]),
+        "training_data": Path(args["data"]).name + " (BSDS500 train+val, 300 images)",
+        "trained_by": "nicviz (not CompressAI's official weights)",
+        "storage": "float16 state dict, loaded as float32",
+        **(meta or {}),
+    }
+    Path(str(out).removesuffix(".pt") + ".json").write_text(json.dumps(info, indent=2) + "\n")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nicviz train", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="action", required=True)
+    t = sub.add_parser("run", help="train or resume")
+    t.add_argument("--arch", choices=ARCHS, default="cheng2020-anchor")
+    t.add_argument("--N", type=int, default=64)
+    t.add_argument("--quality", type=int, choices=sorted(LAMBDAS), default=3)
+    t.add_argument("--lmbda", type=float, help="override the quality's lambda")
+    t.add_argument("--data", help="training image folder (default: <data root>/train_natural)")
+    t.add_argument("--steps", type=int, default=10000)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--patch", type=int, default=128)
+    t.add_argument("--lr", type=float, default=3e-4, help="peak learning rate")
+    t.add_argument("--warmup", type=int, default=200)
+    t.add_argument("--final-lr-ratio", type=float, default=0.05)
+    t.add_argument("--aux-lr", type=float, default=1e-3)
+    t.add_argument("--clip", type=float, default=1.0)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--ckpt", required=True, help="checkpoint path (resumed when it exists)")
+    t.add_argument("--init-from", help="start from another checkpoint (fine-tune a neighbour quality)")
+    t.add_argument("--ckpt-every", type=float, default=180.0, help="seconds between checkpoints")
+    t.add_argument("--log-every", type=int, default=50)
+    e = sub.add_parser("export", help="write a shippable float16 model + metadata")
+    e.add_argument("ckpt")
+    e.add_argument("out")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.action == "export":
+            print(export_model(args.ckpt, args.out))
+            return 0
+        if args.data is None:
+            from nicviz.datasets import data_root
+
+            root = data_root()
+            if root is None:
+                raise ValueError("no training data: pass --data or set NICVIZ_DATA")
+            args.data = str(root / "train_natural")
+        if "kodak" in Path(args.data).resolve().as_posix().lower():
+            raise ValueError("refusing to train on Kodak: it is the test set")
+        train(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"nicviz train: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
