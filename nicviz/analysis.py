@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["mean_curve", "compressai_json", "bd_rate", "BDResult", "load_compressai_json"]
+__all__ = ["mean_curve", "compressai_json", "bd_rate", "BDResult", "load_compressai_json", "ocr_baseline",
+           "ocr_summary"]
 
 
 def mean_curve(df: pd.DataFrame, codec: str, metrics: tuple[str, ...] = ("bpp", "psnr", "ms_ssim", "ssim", "vif")) -> pd.DataFrame:
@@ -100,3 +101,41 @@ def bd_rate(df: pd.DataFrame, anchor: str, test: str, metric: str = "psnr", meth
         value = bd.bd_rate(a["bpp"].to_numpy(), _distortion(a, metric), t["bpp"].to_numpy(),
                            _distortion(t, metric), method=method, require_matching_points=False)
     return BDResult(float(value), len(a), len(t), [str(w.message) for w in caught])
+
+
+def _as_bool(s: pd.Series) -> pd.Series:
+    return s.map(lambda v: v if isinstance(v, bool) else str(v).strip().lower() == "true" if pd.notna(v) else np.nan)
+
+
+def ocr_baseline(df: pd.DataFrame) -> dict:
+    """Reading of the uncompressed plates (one per image, from the ``*_ref`` columns)."""
+    ref = df.groupby("image").first()
+    return {
+        "plates": int(len(ref)),
+        "exact": float(_as_bool(ref["exact_ref"]).astype(float).mean()),
+        "exact_o0": float(_as_bool(ref["exact_o0_ref"]).astype(float).mean()),
+        "cer": float(ref["cer_ref"].astype(float).mean()),
+        "confidence": float(ref["confidence_ref"].astype(float).mean()),
+    }
+
+
+def ocr_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per codec and quality: bpp, accuracy, CER and the shares of plates improved,
+    worsened and unchanged against the uncompressed reading, by exact match and by CER."""
+    d = df.copy()
+    for c in ("exact", "exact_ref", "exact_o0", "exact_o0_ref"):
+        d[c] = _as_bool(d[c]).astype(float)
+    d["cer"] = d["cer"].astype(float)
+    d["cer_ref"] = d["cer_ref"].astype(float)
+    d["improved_exact"] = (d["exact"] > d["exact_ref"]).astype(float)
+    d["worsened_exact"] = (d["exact"] < d["exact_ref"]).astype(float)
+    d["improved_cer"] = (d["cer"] < d["cer_ref"] - 1e-12).astype(float)
+    d["worsened_cer"] = (d["cer"] > d["cer_ref"] + 1e-12).astype(float)
+    g = d.groupby(["codec", "quality"])
+    out = g.agg(plates=("image", "nunique"), bpp=("bpp", "mean"), psnr=("psnr", "mean"),
+                exact=("exact", "mean"), exact_o0=("exact_o0", "mean"), cer=("cer", "mean"),
+                improved_exact=("improved_exact", "mean"), worsened_exact=("worsened_exact", "mean"),
+                improved_cer=("improved_cer", "mean"), worsened_cer=("worsened_cer", "mean"))
+    out["unchanged_exact"] = 1 - out["improved_exact"] - out["worsened_exact"]
+    out["unchanged_cer"] = 1 - out["improved_cer"] - out["worsened_cer"]
+    return out.reset_index()

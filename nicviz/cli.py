@@ -103,14 +103,32 @@ def cmd_eval_image(args: argparse.Namespace) -> int:
 
 
 def _qualities(codecs: list[str], spec: str | None) -> dict[str, list[int]]:
+    """``--quality``: ``5,10,20`` for every codec, or per codec ``jpeg=5,10;jpeg2000=24:40:4``.
+
+    Codecs without a list get their documented default qualities.
+    """
     from nicviz.codecs import get_codec
 
-    if spec:
-        qs = _ints(spec)
-        if not qs:
-            raise UsageError("--quality lists no qualities")
-        return {c: qs for c in codecs}
-    return {c: list(get_codec(c).scale.default) for c in codecs}
+    out = {c: list(get_codec(c).scale.default) for c in codecs}
+    if not spec:
+        return out
+    try:
+        if "=" not in spec:
+            qs = _ints(spec)
+            if not qs:
+                raise UsageError("--quality lists no qualities")
+            return {c: qs for c in codecs}
+        for part in spec.split(";"):
+            if not part.strip():
+                continue
+            name, _, values = part.partition("=")
+            name = name.strip()
+            if name not in out:
+                raise UsageError(f"--quality names codec {name!r}, which is not in --codec")
+            out[name] = _ints(values)
+    except ValueError:
+        raise UsageError(f"--quality {spec!r}: expected integers, a:b:step ranges or codec=list;...") from None
+    return out
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -126,7 +144,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UsageError("--codec lists no codecs")
     qualities = _qualities(codecs, args.quality)
     summary = run_sweep(dataset, codecs, qualities, out, metrics=_metrics(args.metrics), jobs=args.jobs,
-                        progress=not args.quiet, command=["nicviz", *sys.argv[1:]] if args.argv is None else args.argv)
+                        progress=not args.quiet, task=args.task,
+                        command=["nicviz", *sys.argv[1:]] if args.argv is None else args.argv)
     print(f"{summary.out}: {summary.rows} rows ({summary.computed} computed, {summary.skipped} already done) "
           f"in {summary.wall_s:.1f} s")
     if summary.errors:
@@ -135,6 +154,33 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"nicviz: {len(summary.errors)} input(s) failed; listed in {summary.out}.errors.csv", file=sys.stderr)
         return 2
     return 0
+
+
+def cmd_plates(args: argparse.Namespace) -> int:
+    """Whole plate evaluation on a folder with labels.csv: sweep (resumable) + table."""
+    import pandas as pd
+
+    from nicviz.analysis import ocr_baseline, ocr_summary
+    from nicviz.results import read_results
+
+    args.task = "ocr"
+    if args.metrics is None:
+        args.metrics = "psnr,ssim"
+    rc = cmd_sweep(args)
+    df = read_results(args.out)
+    df = df[df["task"] == "ocr"]
+    if df.empty:
+        raise UsageError("no plate could be read; see the errors above")
+    base = ocr_baseline(df)
+    print(f"uncompressed: {base['plates']} plates, exact {100 * base['exact']:.1f} %, exact (O=0) "
+          f"{100 * base['exact_o0']:.1f} %, CER {base['cer']:.3f}")
+    table = ocr_summary(df)
+    pct = ["exact", "exact_o0", "improved_exact", "worsened_exact", "unchanged_exact", "improved_cer",
+           "worsened_cer", "unchanged_cer"]
+    table[pct] = table[pct] * 100
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return rc
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -215,13 +261,27 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="run a resumable sweep over a dataset")
     s.add_argument("dataset", help="folder of images or a known name (kodak, isic-test, plates, ...)")
     s.add_argument("--codec", required=True, help="comma list of codecs")
-    s.add_argument("--quality", help="comma list or start:stop:step (default: each codec's defaults)")
+    s.add_argument("--quality", help="comma list, start:stop:step, or per codec 'jpeg=5,10;webp=20:80:20' "
+                   "(default: each codec's defaults)")
     s.add_argument("--metrics", help="comma list or 'all' (default)")
     s.add_argument("-j", "--jobs", type=int, default=1)
     s.add_argument("--out", required=True, help="results file, .csv or .parquet")
     s.add_argument("--data", help="data root (default $NICVIZ_DATA or ../shared/data)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--task", default="rd", choices=("rd", "ocr"),
+                   help="rd: reconstruction metrics only; ocr: also read licence plates (needs labels.csv)")
     s.set_defaults(func=cmd_sweep, argv=None)
+
+    s = sub.add_parser("plates", help="licence-plate OCR before/after compression on a folder with labels.csv")
+    s.add_argument("dataset", help="folder of plate images with labels.csv (file,text) in it or its parent")
+    s.add_argument("--codec", default="jpeg,webp,avif,jpeg2000")
+    s.add_argument("--quality", help="as for sweep, e.g. 'jpeg=5,10,20;jpeg2000=24,28' (default: codec defaults)")
+    s.add_argument("--metrics", help="comma list (default psnr,ssim)")
+    s.add_argument("-j", "--jobs", type=int, default=1)
+    s.add_argument("--out", required=True, help="results file, .csv or .parquet")
+    s.add_argument("--data", help="data root")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_plates, argv=None)
 
     s = sub.add_parser("report", help="summarise a results file")
     s.add_argument("file")

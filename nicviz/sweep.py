@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -42,15 +42,15 @@ __all__ = ["Task", "SweepSummary", "Executor", "SerialExecutor", "ProcessExecuto
 
 @dataclass(frozen=True)
 class Task:
-    """One unit of work: one image with one codec at the qualities still missing."""
+    """One unit of work: one image with the (codec, quality) pairs still missing."""
 
     dataset: str
     root: str
     image: str
-    codec: str
-    qualities: tuple[int, ...]
+    pairs: tuple[tuple[str, int], ...]
     metrics: tuple[str, ...]
     task: str = "rd"
+    label: str | None = None
 
 
 @dataclass
@@ -69,23 +69,39 @@ def run_task(task: Task) -> list[dict]:
     try:
         rgb = load_image(path, name=task.image)
     except ImageError as exc:
-        return [{"error": {"image": task.image, "codec": task.codec, "quality": None, "error": str(exc)}}]
-    out: list[dict] = []
-    for q in task.qualities:
+        return [{"error": {"image": task.image, "codec": None, "quality": None, "error": str(exc)}}]
+    runner = None
+    ref: dict = {}
+    if task.task != "rd":
+        from nicviz.tasks import get_task
+
+        runner = get_task(task.task)
         try:
-            ev = evaluate(rgb, task.codec, q, task.metrics)
+            ref = runner.reference(rgb, task.label)
+        except (ValueError, RuntimeError) as exc:
+            return [{"error": {"image": task.image, "codec": None, "quality": None,
+                               "error": f"{task.image}: {task.task} failed on the original ({exc})"}}]
+    out: list[dict] = []
+    for codec, q in task.pairs:
+        try:
+            ev = evaluate(rgb, codec, q, task.metrics)
+            extra = runner.compare(ev.reconstruction, task.label, ref) if runner is not None else {}
         except (CodecError, ValueError, RuntimeError) as exc:
-            out.append({"error": {"image": task.image, "codec": task.codec, "quality": q,
+            out.append({"error": {"image": task.image, "codec": codec, "quality": q,
                                   "error": f"{task.image}: {exc}"}})
             continue
-        out.append({"dataset": task.dataset, "image": task.image, "task": task.task, **ev.row})
+        out.append({"dataset": task.dataset, "image": task.image, "task": task.task, **ev.row, **extra})
     return out
 
 
 class Executor(Protocol):
-    """Runs tasks and yields each task's records as soon as it finishes (any order)."""
+    """Applies a picklable ``fn`` to each item and yields results as they finish (any order).
 
-    def map_unordered(self, fn: Callable[[Task], list[dict]], tasks: list[Task]) -> Iterator[list[dict]]: ...
+    Implement this to plug in another engine (a cluster, a queue); ``run_sweep`` only
+    needs ``map_unordered``.
+    """
+
+    def map_unordered(self, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]: ...
 
 
 class SerialExecutor:
@@ -145,6 +161,16 @@ class ProcessExecutor:
                         pending.add(pool.submit(fn, nxt))
 
 
+def _run_indexed(item: tuple[int, Task]) -> tuple[int, list[dict]]:
+    return item[0], run_task(item[1])
+
+
+def zip_tasks(executor: Executor, tasks: list[Task]) -> Iterator[tuple[Task, list[dict]]]:
+    """Run ``tasks`` on ``executor`` and yield each task with its records as it finishes."""
+    for i, records in executor.map_unordered(_run_indexed, list(enumerate(tasks))):
+        yield tasks[i], records
+
+
 def _journal_path(out: Path) -> Path:
     return Path(str(out) + ".journal.jsonl")
 
@@ -184,16 +210,18 @@ def _existing_rows(out: Path) -> dict[tuple, dict]:
 
 
 def plan_tasks(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int]],
-               metrics: tuple[str, ...], done: Iterable[tuple], task: str = "rd") -> list[Task]:
-    """Tasks for every (image, codec) with at least one quality not in ``done``."""
+               metrics: tuple[str, ...], done: Iterable[tuple], task: str = "rd",
+               labels: dict[str, str] | None = None) -> list[Task]:
+    """One task per image that has at least one (codec, quality) not in ``done``."""
     done = set(done)
     tasks = []
     for path in dataset.files:
         image = dataset.image_id(path)
-        for codec in codecs:
-            missing = tuple(q for q in qualities[codec] if (dataset.name, image, codec, q, task) not in done)
-            if missing:
-                tasks.append(Task(dataset.name, str(dataset.root), image, codec, missing, tuple(metrics), task))
+        missing = tuple((c, q) for c in codecs for q in qualities[c]
+                        if (dataset.name, image, c, q, task) not in done)
+        if missing:
+            label = labels.get(image) if labels else None
+            tasks.append(Task(dataset.name, str(dataset.root), image, missing, tuple(metrics), task, label))
     return tasks
 
 
@@ -215,10 +243,15 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
         codec.require_available()
         for q in qualities[name]:
             codec.check_quality(q)
+    labels = None
+    if task != "rd":
+        from nicviz.tasks import get_task
+
+        labels = get_task(task).labels(dataset)
     t_start = time.perf_counter()
     found = _existing_rows(out)
-    tasks = plan_tasks(dataset, codecs, qualities, metrics, found.keys(), task)
-    total_rows = sum(len(t.qualities) for t in tasks)
+    tasks = plan_tasks(dataset, codecs, qualities, metrics, found.keys(), task, labels)
+    total_rows = sum(len(t.pairs) for t in tasks)
     skipped = len(found)
     executor = executor or (SerialExecutor() if jobs <= 1 else ProcessExecutor(jobs))
     journal = _journal_path(out)
@@ -232,7 +265,7 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
         bar = tqdm(total=total_rows, unit="row", desc=f"sweep {dataset.name}", dynamic_ncols=True)
     last_flush = time.monotonic()
     with journal.open("a", encoding="utf-8") as jf:
-        for records in executor.map_unordered(run_task, tasks):
+        for task_, records in zip_tasks(executor, tasks):
             lines = []
             for rec in records:
                 if "error" in rec:
@@ -245,7 +278,7 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
             jf.flush()
             os.fsync(jf.fileno())
             if bar is not None:
-                bar.update(len(records))
+                bar.update(len(task_.pairs))
             if time.monotonic() - last_flush > flush_every_s:
                 write_results(_frame(found.values()), out)
                 last_flush = time.monotonic()
@@ -255,7 +288,7 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
     wall = time.perf_counter() - t_start
     write_json_atomic(run_metadata(command, dataset=dataset.name, dataset_root=str(dataset.root),
                                    codecs=codecs, qualities=qualities, metrics=list(metrics),
-                                   rows=len(found), errors=len(errors), seed=0), meta_path(out))
+                                   task=task, rows=len(found), errors=len(errors), seed=0), meta_path(out))
     err_file = errors_path(out)
     if errors:
         pd.DataFrame(errors).drop_duplicates().to_csv(err_file, index=False)

@@ -168,3 +168,16 @@ def test_report_and_bd_rate(tmp_path, capsys):
     assert -60 < res["bd_rate"] < 0  # WebP beats JPEG on photographs
     assert main(["bd-rate", str(out), "--anchor", "jpeg", "--test", "avif"]) == 2
     assert "no rows for codec 'avif'" in capsys.readouterr().err
+
+
+def test_per_codec_quality_lists(tmp_path, capsys):
+    folder = write_builtin_samples(tmp_path / "s", ("chelsea",)).root
+    out = tmp_path / "q.csv"
+    assert main(["sweep", str(folder), "--codec", "jpeg,jpeg2000", "--quality", "jpeg=10,20;jpeg2000=24:32:4",
+                 "--metrics", "psnr", "--out", str(out), "--quiet"]) == 0
+    df = pd.read_csv(out)
+    assert sorted(df[df.codec == "jpeg"].quality) == [10, 20]
+    assert sorted(df[df.codec == "jpeg2000"].quality) == [24, 28, 32]
+    assert main(["sweep", str(folder), "--codec", "jpeg", "--quality", "webp=10", "--out", str(out)]) == 2
+    assert "not in --codec" in capsys.readouterr().err
+    assert main(["sweep", str(folder), "--codec", "jpeg", "--quality", "ten", "--out", str(out)]) == 2

@@ -1,0 +1,46 @@
+"""The ``ocr`` sweep task: read the plate before and after compression, score both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nicviz.datasets import Dataset
+from nicviz.tasks.ocr import get_engine
+from nicviz.tasks.plates import cer, exact, exact_o0, read_labels, select_plate
+
+__all__ = ["PlateOcrTask", "OCR_COLUMNS"]
+
+OCR_COLUMNS = ("text", "read", "read_ref", "confidence", "confidence_ref", "exact", "exact_ref",
+               "exact_o0", "exact_o0_ref", "cer", "cer_ref")
+
+
+class PlateOcrTask:
+    name = "ocr"
+
+    def __init__(self, engine: str = "rapidocr") -> None:
+        self.engine_name = engine
+
+    def labels(self, dataset: Dataset) -> dict[str, str]:
+        by_file = read_labels(Path(dataset.root))
+        out = {}
+        for path in dataset.files:
+            image = dataset.image_id(path)
+            label = by_file.get(image, by_file.get(path.name))
+            if label:
+                out[image] = label
+        return out
+
+    def _score(self, rgb: np.ndarray, label: str | None) -> dict:
+        text, conf = select_plate(get_engine(self.engine_name).read(rgb))
+        if not label:
+            return {"read": text, "confidence": conf, "exact": None, "exact_o0": None, "cer": None}
+        return {"read": text, "confidence": conf, "exact": exact(text, label), "exact_o0": exact_o0(text, label),
+                "cer": cer(text, label)}
+
+    def reference(self, rgb: np.ndarray, label: str | None) -> dict:
+        return {f"{k}_ref": v for k, v in self._score(rgb, label).items()}
+
+    def compare(self, recon: np.ndarray, label: str | None, ref: dict) -> dict:
+        return {"text": label, **self._score(recon, label), **ref}
