@@ -28,6 +28,8 @@ __all__ = [
     "errors_path",
     "run_metadata",
     "write_json_atomic",
+    "results_dir",
+    "list_result_files",
 ]
 
 KEY = ("dataset", "image", "codec", "quality", "task")
@@ -106,3 +108,33 @@ def run_metadata(command: list[str] | None = None, **extra: object) -> dict:
         "packages": {p: _version(p) for p in _PACKAGES},
         **extra,
     }
+
+
+def results_dir() -> Path:
+    """Precomputed and user results: ``$NICVIZ_RESULTS`` or ``<repository>/results``."""
+    env = os.environ.get("NICVIZ_RESULTS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "results"
+
+
+def list_result_files(task: str | None = None) -> list[Path]:
+    """Results files (CSV or Parquet) below :func:`results_dir`, optionally only those whose
+    metadata names ``task`` (files without metadata count as ``rd``)."""
+    root = results_dir()
+    if not root.is_dir():
+        return []
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".csv", ".parquet")
+                   and not p.name.endswith(".errors.csv"))
+    if task is None:
+        return files
+    out = []
+    for p in files:
+        meta = meta_path(p)
+        t = "rd"
+        if meta.is_file():
+            try:
+                t = json.loads(meta.read_text()).get("task", "rd")
+            except (OSError, json.JSONDecodeError):
+                pass
+        if t == task:
+            out.append(p)
+    return out

@@ -235,8 +235,12 @@ def _frame(rows: Iterable[dict]) -> pd.DataFrame:
 def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int]], out: str | os.PathLike,
               metrics: tuple[str, ...] = METRICS, jobs: int = 1, executor: Executor | None = None,
               progress: bool = True, command: list[str] | None = None, flush_every_s: float = 30.0,
-              task: str = "rd") -> SweepSummary:
-    """Run (or resume) a sweep and write ``out`` plus its metadata and errors files."""
+              task: str = "rd", on_progress: Callable[[int, int], None] | None = None) -> SweepSummary:
+    """Run (or resume) a sweep and write ``out`` plus its metadata and errors files.
+
+    ``on_progress(done_rows, total_rows)`` is called after each finished task (the
+    dashboard's progress bar); ``progress`` shows a terminal bar with ETA.
+    """
     out = Path(out)
     for name in codecs:
         codec = get_codec(name)
@@ -258,6 +262,7 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
     out.parent.mkdir(parents=True, exist_ok=True)
     errors: list[dict] = []
     computed = 0
+    done_rows = 0
     bar = None
     if progress and total_rows:
         from tqdm import tqdm
@@ -277,8 +282,11 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
             jf.write("".join(lines))
             jf.flush()
             os.fsync(jf.fileno())
+            done_rows += len(task_.pairs)
             if bar is not None:
                 bar.update(len(task_.pairs))
+            if on_progress is not None:
+                on_progress(done_rows, total_rows)
             if time.monotonic() - last_flush > flush_every_s:
                 write_results(_frame(found.values()), out)
                 last_flush = time.monotonic()

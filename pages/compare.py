@@ -1,64 +1,124 @@
-"""Compare page: one image, one codec and quality, reconstruction and metrics."""
+"""Compare: one image through one or two codecs, side by side, with metrics and maps."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
-from nicviz.codecs import CodecError, get_codec, list_codecs
-from nicviz.datasets import BUILTIN_SAMPLES, builtin_sample
-from nicviz.evaluate import evaluate
-from nicviz.images import ImageError, load_image, to_png_bytes
-from nicviz.metrics import abs_error_map
-
-
-@st.cache_data(show_spinner=False)
-def _sample(name: str) -> np.ndarray:
-    return builtin_sample(name)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _evaluate(rgb: np.ndarray, codec: str, quality: int):
-    ev = evaluate(rgb, codec, quality)
-    return ev.row, ev.reconstruction, ev.bitstream
-
+from nicviz.app_support import (
+    available_codecs,
+    cached_evaluate,
+    dataset_choices,
+    dataset_image,
+    dataset_images,
+    load_upload,
+    sample_image,
+)
+from nicviz.codecs import get_codec
+from nicviz.datasets import BUILTIN_SAMPLES
+from nicviz.metrics import abs_error_map, ssim_map
+from nicviz.plots import colorize, comparison_html, zoom_crop
 
 st.title("Compare")
-source = st.radio("Image", ["Built-in sample", "Upload"], horizontal=True)
-rgb = None
+st.caption("Compress one image, see the reconstruction beside the original, and measure it.")
+
+rgb, name = None, ""
+sources = ["Built-in sample", "Dataset image", "Upload"]
+source = st.radio("Image source", sources, horizontal=True, key="source")
 if source == "Built-in sample":
-    rgb = _sample(st.selectbox("Sample", BUILTIN_SAMPLES))
-else:
-    up = st.file_uploader("Image file", type=None)
-    if up is not None:
-        try:
-            rgb = load_image(up.getvalue(), name=up.name)
-        except ImageError as exc:
-            st.error(str(exc))
-
-available = [c for c in list_codecs() if get_codec(c).available]
-codec_name = st.selectbox("Codec", available, index=0)
-codec = get_codec(codec_name)
-default = codec.scale.default[len(codec.scale.default) // 2]
-quality = st.slider(f"Quality ({codec.scale.meaning})", codec.scale.low, codec.scale.high, default)
-
-if rgb is not None:
-    try:
-        with st.spinner(f"Compressing with {codec_name}..."):
-            row, recon, bitstream = _evaluate(rgb, codec_name, quality)
-    except CodecError as exc:
-        st.error(str(exc))
+    name = st.selectbox("Sample (photographs shipped with scikit-image)", BUILTIN_SAMPLES, key="sample")
+    rgb = sample_image(name)
+elif source == "Dataset image":
+    choices = dataset_choices()
+    if not choices:
+        st.info("No data folder found: set NICVIZ_DATA or use a built-in sample or an upload.")
     else:
-        left, right = st.columns(2)
-        left.image(rgb, caption=f"Original {rgb.shape[1]}x{rgb.shape[0]}", use_container_width=True)
-        right.image(recon, caption=f"{codec_name} q{quality}: {row['bpp']:.3f} bpp", use_container_width=True)
-        st.subheader("Metrics")
-        keys = ["bytes", "bpp", "psnr", "ssim", "ms_ssim", "vif", "mse", "mae", "encode_s", "decode_s"]
-        st.dataframe({k: [row[k]] for k in keys}, hide_index=True)
-        err = abs_error_map(rgb, recon)
-        st.image(np.clip(err * 255.0 / max(err.max(), 1e-9), 0, 255).astype(np.uint8),
-                 caption="Absolute error (scaled to the maximum)", use_container_width=True)
-        c1, c2 = st.columns(2)
-        c1.download_button("Reconstruction (PNG)", to_png_bytes(recon), file_name=f"{codec_name}-q{quality}.png")
-        if bitstream is not None:
-            c2.download_button("Bitstream", bitstream, file_name=f"{codec_name}-q{quality}.bin")
+        ds = st.selectbox("Dataset", list(choices), key="dataset")
+        images = dataset_images(choices[ds])
+        name = st.selectbox("Image", images, key="dataset_image")
+        rgb, err = dataset_image(choices[ds], name)
+        if err:
+            st.error(err)
+else:
+    up = st.file_uploader("Image file (PNG, JPEG, WebP, TIFF, ...)", key="upload")
+    if up is not None:
+        name = up.name
+        rgb, err = load_upload(up.getvalue(), up.name)
+        if err:
+            st.error(err)
+
+
+def codec_picker(label: str, key: str, default: str = "jpeg") -> tuple[str, int]:
+    codecs = available_codecs()
+    c1, c2 = st.columns([1, 2])
+    codec = c1.selectbox(f"{label} codec", codecs, index=codecs.index(default) if default in codecs else 0, key=f"{key}_codec")
+    scale = get_codec(codec).scale
+    mid = scale.default[len(scale.default) // 2]
+    q = c2.slider(f"{label} quality ({scale.meaning})", scale.low, scale.high, mid, key=f"{key}_quality")
+    return codec, q
+
+
+codec_a, q_a = codec_picker("A", "a")
+ab = st.toggle("A/B: compare with a second codec", key="ab")
+codec_b, q_b = codec_picker("B", "b", "webp") if ab else (None, None)
+
+if rgb is None:
+    st.stop()
+
+results = {}
+for label, codec, q in (("A", codec_a, q_a), ("B", codec_b, q_b)):
+    if codec is None:
+        continue
+    with st.spinner(f"Compressing with {codec} at quality {q}..."):
+        res, err = cached_evaluate(rgb, codec, q)
+    if err:
+        st.error(err)
+    else:
+        results[label] = (codec, q, *res)
+if not results:
+    st.stop()
+
+first = results.get("A") or results["B"]
+right_img = first[3]
+left_img, left_label = (results["B"][3], f"B: {results['B'][0]} q{results['B'][1]}") if ("B" in results and "A" in results) \
+    else (rgb, "original")
+html, height = comparison_html(left_img, right_img, left_label, f"{first[0]} q{first[1]}")
+st.subheader("Before / after")
+st.caption("Drag across the image or move the slider underneath.")
+st.iframe(html, height=height)
+
+st.subheader("Metrics")
+keys = ["bytes", "bpp", "psnr", "ssim", "ms_ssim", "vif", "mse", "mae", "encode_s", "decode_s", "rate_mode"]
+table = pd.DataFrame([{"": label, "codec": r[0], "quality": r[1], **{k: r[2][k] for k in keys}}
+                      for label, r in results.items()])
+st.dataframe(table, hide_index=True)
+for label, r in results.items():
+    st.markdown(f"**{label}** `{r[0]}` q{r[1]}: **{r[2]['bpp']:.3f} bpp**, PSNR **{r[2]['psnr']:.2f} dB**, "
+                f"SSIM {r[2]['ssim']:.4f}", help="All metrics on RGB, reference first.")
+
+st.subheader("Zoom (same region in every image)")
+z1, z2, z3 = st.columns(3)
+zoom = z1.select_slider("Zoom", [1, 2, 4, 8, 16], value=4, key="zoom")
+cx = z2.slider("Centre x", 0.0, 1.0, 0.5, key="zoom_x")
+cy = z3.slider("Centre y", 0.0, 1.0, 0.5, key="zoom_y")
+panels = [("original", rgb)] + [(f"{label}: {r[0]} q{r[1]}", r[3]) for label, r in results.items()]
+for col, (caption, img) in zip(st.columns(len(panels)), panels, strict=True):
+    col.image(zoom_crop(img, cx, cy, zoom, 420), caption=caption)
+
+st.subheader("Where the error is")
+err_cols = st.columns(2)
+recon = first[3]
+emap = abs_error_map(rgb, recon)
+smap = ssim_map(rgb, recon)
+vmax = float(np.percentile(emap, 99.5)) or 1.0
+err_cols[0].image(colorize(emap, 0, vmax), caption=f"absolute error, mean over RGB (bright = {vmax:.0f} or more)")
+err_cols[1].image(colorize(1 - np.clip(smap, 0, 1), 0, 0.5), caption="1 - SSIM map (bright = structure lost)")
+
+st.subheader("Downloads")
+for label, r in results.items():
+    d1, d2 = st.columns(2)
+    d1.download_button(f"{label}: reconstruction (PNG)", r[4], file_name=f"{r[0]}-q{r[1]}.png", key=f"dl_png_{label}")
+    if r[5] is not None:
+        d2.download_button(f"{label}: bitstream ({len(r[5])} bytes)", r[5], file_name=f"{r[0]}-q{r[1]}.bin",
+                           key=f"dl_bin_{label}")

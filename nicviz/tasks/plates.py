@@ -30,7 +30,7 @@ from rapidfuzz.distance import Levenshtein
 
 from nicviz.tasks.ocr import OcrLine
 
-__all__ = ["normalize", "select_plate", "cer", "exact", "exact_o0", "read_labels", "US_STATES", "MONTHS"]
+__all__ = ["normalize", "select_plate", "cer", "exact", "exact_o0", "read_labels", "diff_html", "US_STATES", "MONTHS"]
 
 US_STATES = {
     "ALABAMA", "ALASKA", "ARIZONA", "ARKANSAS", "CALIFORNIA", "COLORADO", "CONNECTICUT", "DELAWARE",
@@ -102,3 +102,27 @@ def read_labels(folder: Path) -> dict[str, str]:
                     raise ValueError(f"{cand}: needs the columns file,text")
                 return {row["file"]: normalize(row["text"]) for row in reader}
     raise FileNotFoundError(f"no labels.csv (file,text) in {folder} or its parent")
+
+
+def diff_html(label: str, read: str) -> str:
+    """``read`` as HTML with the characters that differ from ``label`` highlighted
+    (substituted and inserted in red, a red gap where a label character is missing)."""
+    import html
+
+    label, read = normalize(label), normalize(read)
+    wrong: set[int] = set()
+    gaps: set[int] = set()
+    for op in Levenshtein.editops(label, read):
+        if op.tag in ("replace", "insert"):
+            wrong.add(op.dest_pos)
+        elif op.tag == "delete":
+            gaps.add(op.dest_pos)
+    out = []
+    for i, ch in enumerate(read + " "):
+        if i in gaps:
+            out.append('<span style="background:#d33;color:#fff">&nbsp;</span>')
+        if i < len(read):
+            c = html.escape(ch)
+            out.append(f'<span style="background:#d33;color:#fff">{c}</span>' if i in wrong else c)
+    text = "".join(out)
+    return f'<span style="font-family:monospace;font-size:1.3em">{text or "&empty;"}</span>'

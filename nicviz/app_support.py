@@ -1,0 +1,124 @@
+"""Cached helpers for the Streamlit pages: every page stays thin and calls these.
+
+Errors come back as messages (``(value, error)`` pairs) so a page can show them with
+``st.error`` and keep working.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from nicviz.codecs import CodecError, get_codec, list_codecs
+from nicviz.datasets import KNOWN_DATASETS, DatasetError, builtin_sample, data_root, resolve_dataset
+from nicviz.evaluate import evaluate
+from nicviz.images import ImageError, load_image, to_png_bytes
+
+__all__ = ["available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+           "load_upload", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate"]
+
+
+@st.cache_data(show_spinner=False)
+def sample_image(name: str) -> np.ndarray:
+    return builtin_sample(name)
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def available_codecs() -> list[str]:
+    """Codecs that can run here (estimated-rate twins left out of the picker)."""
+    out = []
+    for name in list_codecs():
+        c = get_codec(name)
+        if c.rate_mode == "estimated":
+            continue
+        if c.available:
+            out.append(name)
+    return out
+
+
+@st.cache_resource(show_spinner=False)
+def _codec(name: str):
+    """Codec objects (and the neural models they load) live once per server process."""
+    return get_codec(name)
+
+
+@st.cache_data(show_spinner=False, max_entries=48)
+def _evaluate(rgb: np.ndarray, codec: str, quality: int):
+    ev = evaluate(rgb, _codec(codec), quality)
+    return ev.row, ev.reconstruction, to_png_bytes(ev.reconstruction), ev.bitstream
+
+
+def cached_evaluate(rgb: np.ndarray, codec: str, quality: int):
+    """``((row, reconstruction, png_bytes, bitstream), None)`` or ``(None, message)``."""
+    try:
+        return _evaluate(rgb, codec, quality), None
+    except (CodecError, ValueError, RuntimeError) as exc:
+        return None, str(exc)
+
+
+@st.cache_data(show_spinner=False, ttl=300)
+def dataset_choices() -> dict[str, str]:
+    """Known datasets present under the data root: label -> folder."""
+    root = data_root()
+    if root is None:
+        return {}
+    return {name: str(root / sub) for name, sub in KNOWN_DATASETS.items() if (root / sub).is_dir()}
+
+
+@st.cache_data(show_spinner=False, ttl=300)
+def dataset_images(folder: str) -> list[str]:
+    try:
+        ds = resolve_dataset(folder)
+    except DatasetError:
+        return []
+    return [ds.image_id(p) for p in ds.files]
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def dataset_image(folder: str, image: str) -> tuple[np.ndarray | None, str | None]:
+    from pathlib import Path
+
+    try:
+        return load_image(Path(folder) / image, name=image), None
+    except ImageError as exc:
+        return None, str(exc)
+
+
+def load_upload(data: bytes, name: str) -> tuple[np.ndarray | None, str | None]:
+    try:
+        return load_image(data, name=name), None
+    except ImageError as exc:
+        return None, str(exc)
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def load_results(path: str, mtime: float):
+    """A results file as a DataFrame (``mtime`` in the key refreshes it after a new sweep)."""
+    from nicviz.results import read_results
+
+    return read_results(path)
+
+
+@st.cache_resource(show_spinner=False)
+def ocr_engine():
+    """The built-in OCR engine, loaded once per server process."""
+    from nicviz.tasks.ocr import get_engine
+
+    return get_engine("rapidocr")
+
+
+@st.cache_resource(show_spinner=False)
+def demo_plate_folder() -> str:
+    """Generated plates with known text (``labels.csv``) for the demo without a data folder."""
+    import tempfile
+
+    from nicviz.tasks.plategen import write_plate_folder
+
+    return str(write_plate_folder(tempfile.mkdtemp(prefix="nicviz-plates-"), count=12, seed=7))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def read_plate(rgb: np.ndarray) -> tuple[str, float]:
+    from nicviz.tasks.plates import select_plate
+
+    return select_plate(ocr_engine().read(rgb))

@@ -1,0 +1,133 @@
+"""Plotly figures and image helpers shared by the dashboard pages and the CLI."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from PIL import Image
+
+__all__ = ["colorize", "zoom_crop", "comparison_html", "rd_figure", "curve_figure", "METRIC_LABELS"]
+
+METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "ms_ssim_db": "MS-SSIM (dB)", "ssim": "SSIM",
+                 "vif": "VIF-p", "mse": "MSE", "mae": "MAE"}
+_REF_KEYS = {"psnr": "psnr-rgb", "ms_ssim": "ms-ssim-rgb", "ms_ssim_db": "ms-ssim-rgb"}
+_INFERNO = ["#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925", "#fb9b06",
+            "#f7d13d", "#fcffa4"]
+
+
+def colorize(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
+    """Map a 2-D array to uint8 RGB with the inferno colour scale (``vmin`` dark, ``vmax`` bright)."""
+    stops = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in _INFERNO], dtype=np.float64)
+    t = np.clip((np.asarray(values, dtype=np.float64) - vmin) / max(vmax - vmin, 1e-12), 0, 1)
+    pos = t * (len(stops) - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, len(stops) - 1)
+    frac = (pos - lo)[..., None]
+    return np.rint(stops[lo] * (1 - frac) + stops[hi] * frac).astype(np.uint8)
+
+
+def zoom_crop(rgb: np.ndarray, cx: float, cy: float, zoom: float, out_w: int = 480) -> np.ndarray:
+    """The region around the relative centre ``(cx, cy)`` (0..1) at ``zoom``x, pixels enlarged
+    without smoothing so that compression artefacts stay visible. The same arguments give
+    the same region in every image of the same size (synchronised zoom)."""
+    h, w = rgb.shape[:2]
+    cw, ch = max(1, int(round(w / zoom))), max(1, int(round(h / zoom)))
+    x0 = int(round(min(max(cx * w - cw / 2, 0), w - cw)))
+    y0 = int(round(min(max(cy * h - ch / 2, 0), h - ch)))
+    crop = rgb[y0:y0 + ch, x0:x0 + cw]
+    scale = out_w / cw
+    return np.asarray(Image.fromarray(crop).resize((out_w, max(1, int(round(ch * scale)))), Image.NEAREST))
+
+
+def _data_url(rgb: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def comparison_html(left: np.ndarray, right: np.ndarray, left_label: str, right_label: str,
+                    width: int = 760) -> tuple[str, int]:
+    """Self-contained before/after slider (no network, no CDN): HTML and its height in px."""
+    h, w = left.shape[:2]
+    height = int(round(width * h / w))
+    html = f"""
+<div id="cmp" style="position:relative;width:{width}px;height:{height}px;user-select:none;font-family:sans-serif">
+  <img src="{_data_url(right)}" style="position:absolute;left:0;top:0;width:{width}px;height:{height}px;image-rendering:pixelated">
+  <img id="top" src="{_data_url(left)}" style="position:absolute;left:0;top:0;width:{width}px;height:{height}px;clip-path:inset(0 50% 0 0);image-rendering:pixelated">
+  <div id="bar" style="position:absolute;top:0;left:50%;width:2px;height:100%;background:#fff;box-shadow:0 0 3px #000"></div>
+  <span style="position:absolute;left:6px;top:6px;background:rgba(0,0,0,.6);color:#fff;padding:2px 6px;font-size:13px">{left_label}</span>
+  <span style="position:absolute;right:6px;top:6px;background:rgba(0,0,0,.6);color:#fff;padding:2px 6px;font-size:13px">{right_label}</span>
+</div>
+<input id="pos" type="range" min="0" max="100" value="50" style="width:{width}px" aria-label="before/after position">
+<script>
+const pos = document.getElementById('pos'), top_ = document.getElementById('top'), bar = document.getElementById('bar');
+function upd(v) {{ top_.style.clipPath = 'inset(0 ' + (100 - v) + '% 0 0)'; bar.style.left = v + '%'; }}
+pos.addEventListener('input', e => upd(e.target.value));
+document.getElementById('cmp').addEventListener('mousemove', e => {{
+  if (e.buttons !== 1) return;
+  const r = e.currentTarget.getBoundingClientRect(); const v = Math.round(100 * (e.clientX - r.left) / r.width);
+  pos.value = v; upd(v); }});
+</script>"""
+    return html, height + 40
+
+
+def _spread(sub: pd.DataFrame, y: str, how: str) -> tuple[pd.Series, pd.Series]:
+    g = sub.groupby("quality")[y]
+    if how == "std":
+        return g.mean() - g.std().fillna(0), g.mean() + g.std().fillna(0)
+    return g.min(), g.max()
+
+
+def rd_figure(df: pd.DataFrame, metric: str = "psnr", codecs: list[str] | None = None,
+              references: dict[str, dict] | None = None, spread: str = "minmax") -> go.Figure:
+    """bpp against ``metric``: mean per codec and quality, per-image spread as a band,
+    CompressAI reference curves dashed."""
+    fig = go.Figure()
+    y = "ms_ssim" if metric == "ms_ssim_db" else metric
+
+    def tr(v):
+        v = np.asarray(v, dtype=float)
+        return -10 * np.log10(np.clip(1 - v, 1e-12, None)) if metric == "ms_ssim_db" else v
+
+    codecs = codecs if codecs is not None else sorted(df["codec"].unique())
+    for codec in codecs:
+        sub = df[df["codec"] == codec].dropna(subset=[y, "bpp"])
+        if sub.empty:
+            continue
+        mean = sub.groupby("quality")[["bpp", y]].mean().sort_values("bpp")
+        if spread != "none" and sub["image"].nunique() > 1:
+            lo, hi = _spread(sub, y, spread)
+            lo, hi = lo.reindex(mean.index), hi.reindex(mean.index)
+            fig.add_trace(go.Scatter(x=list(mean["bpp"]) + list(mean["bpp"][::-1]),
+                                     y=list(tr(hi)) + list(tr(lo)[::-1]), fill="toself", opacity=0.15,
+                                     line={"width": 0}, hoverinfo="skip", showlegend=False, name=f"{codec} spread"))
+        fig.add_trace(go.Scatter(x=mean["bpp"], y=tr(mean[y]), mode="lines+markers", name=codec,
+                                 text=[f"q={q}" for q in mean.index], hovertemplate="%{text}<br>%{x:.3f} bpp, %{y:.3f}"))
+    key = _REF_KEYS.get(metric)
+    for label, ref in (references or {}).items():
+        res = ref["results"]
+        if key and key in res and len(res[key]) == len(res["bpp"]):
+            fig.add_trace(go.Scatter(x=res["bpp"], y=tr(res[key]), mode="lines", line={"dash": "dash"},
+                                     name=f"{ref.get('name', label)} (CompressAI)"))
+    fig.update_layout(xaxis_title="bits per pixel", yaxis_title=METRIC_LABELS.get(metric, metric),
+                      legend_title="codec", margin={"t": 30}, height=520)
+    return fig
+
+
+def curve_figure(table: pd.DataFrame, y: str, y_title: str, lo: str | None = None, hi: str | None = None) -> go.Figure:
+    """One line per codec of ``table[y]`` against ``table['bpp']`` with an optional band."""
+    fig = go.Figure()
+    for codec, sub in table.sort_values("bpp").groupby("codec"):
+        if lo and hi:
+            fig.add_trace(go.Scatter(x=list(sub["bpp"]) + list(sub["bpp"][::-1]),
+                                     y=list(sub[hi]) + list(sub[lo][::-1]), fill="toself", opacity=0.15,
+                                     line={"width": 0}, hoverinfo="skip", showlegend=False))
+        fig.add_trace(go.Scatter(x=sub["bpp"], y=sub[y], mode="lines+markers", name=codec,
+                                 text=[f"q={q}" for q in sub["quality"]],
+                                 hovertemplate="%{text}<br>%{x:.3f} bpp, %{y:.3f}"))
+    fig.update_layout(xaxis_title="bits per pixel", yaxis_title=y_title, margin={"t": 30}, height=440)
+    return fig

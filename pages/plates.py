@@ -1,0 +1,136 @@
+"""Licence plates: OCR accuracy against bit rate, and plate-by-plate inspection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from nicviz.analysis import ocr_baseline, ocr_summary
+from nicviz.app_support import (
+    available_codecs,
+    cached_evaluate,
+    dataset_image,
+    demo_plate_folder,
+    load_results,
+    read_plate,
+)
+from nicviz.codecs import get_codec
+from nicviz.plots import curve_figure
+from nicviz.results import list_result_files, meta_path, results_dir
+from nicviz.tasks.plates import cer, diff_html, read_labels
+
+st.title("Licence plates")
+st.caption("Can OCR (PP-OCRv6 via rapidocr) still read a compressed plate? Exact match against the label, "
+           "character error rate (CER), and which plates compression made better or worse.")
+
+files = list_result_files("ocr")
+df = None
+if files:
+    labels = {str(p.relative_to(results_dir())): p for p in files}
+    key = st.selectbox("Results file", list(labels), key="pl_file")
+    path = labels[key]
+    try:
+        df = load_results(str(path), path.stat().st_mtime)
+        df = df[df["task"] == "ocr"]
+    except (ValueError, OSError) as exc:
+        st.error(f"{key}: {exc}")
+        df = None
+else:
+    st.info(f"No OCR results in {results_dir()}: run `nicviz plates FOLDER --out results/plates/mine.csv` or the "
+            "'Run a sweep' page with task ocr. The live demo below works without them.")
+
+if df is not None and not df.empty:
+    base = ocr_baseline(df)
+    st.markdown(f"Uncompressed: **{base['plates']} plates**, exact **{100 * base['exact']:.1f} %** "
+                f"(O = 0: {100 * base['exact_o0']:.1f} %), CER **{base['cer']:.3f}**.")
+    table = ocr_summary(df)
+    strict = st.toggle("Count the letter O and the digit 0 as the same character", value=False, key="pl_o0")
+    acc = "exact_o0" if strict else "exact"
+    t = table.copy()
+    t["accuracy (%)"] = 100 * t[acc]
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(curve_figure(t, "accuracy (%)", "exact-match accuracy (%)"), key="pl_acc")
+    c2.plotly_chart(curve_figure(t, "cer", "character error rate"), key="pl_cer")
+    show = t[["codec", "quality", "bpp", "psnr", "accuracy (%)", "cer", "improved_exact", "worsened_exact",
+              "unchanged_exact", "improved_cer", "worsened_cer"]].copy()
+    for c in ("improved_exact", "worsened_exact", "unchanged_exact", "improved_cer", "worsened_cer"):
+        show[c] = (100 * show[c]).round(1)
+    st.dataframe(show, hide_index=True)
+    st.caption("improved / worsened / unchanged: share of plates (%) whose reading got better, worse or stayed "
+               "the same against the uncompressed image, by exact match and by CER.")
+
+    st.subheader("Inspect plates")
+    meta = {}
+    if meta_path(path).is_file():
+        meta = json.loads(meta_path(path).read_text())
+    root = meta.get("dataset_root")
+    i1, i2, i3 = st.columns(3)
+    codec = i1.selectbox("Codec", sorted(df["codec"].unique()), key="pl_codec")
+    quality = i2.selectbox("Quality", sorted(df[df.codec == codec]["quality"].unique()), key="pl_quality")
+    which = i3.selectbox("Show", ["worsened", "improved", "changed reading", "all"], key="pl_which")
+    sub = df[(df.codec == codec) & (df.quality == quality)].copy()
+    cer_, cer_ref = sub["cer"].astype(float), sub["cer_ref"].astype(float)
+    if which == "worsened":
+        sub = sub[cer_ > cer_ref + 1e-12]
+    elif which == "improved":
+        sub = sub[cer_ < cer_ref - 1e-12]
+    elif which == "changed reading":
+        sub = sub[sub["read"].astype(str) != sub["read_ref"].astype(str)]
+    st.write(f"{len(sub)} plate(s)")
+    if not sub.empty:
+        image = st.selectbox("Plate", list(sub["image"]), key="pl_image")
+        row = sub[sub.image == image].iloc[0]
+        o, c = st.columns(2)
+        rgb = None
+        if root and Path(root).is_dir():
+            rgb, err = dataset_image(root, image)
+            if err:
+                st.error(err)
+        if rgb is not None:
+            res, err = cached_evaluate(rgb, codec, int(quality))
+            o.image(rgb, caption="original", use_container_width=True)
+            if res:
+                c.image(res[1], caption=f"{codec} q{quality}: {res[0]['bpp']:.3f} bpp", use_container_width=True)
+            else:
+                c.error(err)
+        else:
+            st.info("The plate images are not on this machine (data folder missing); readings only.")
+        label = str(row["text"])
+        o.markdown(f"label `{label}`  \nread: {diff_html(label, str(row['read_ref']))}  \nCER {float(row['cer_ref']):.2f}",
+                   unsafe_allow_html=True)
+        c.markdown(f"label `{label}`  \nread: {diff_html(label, str(row['read']))}  \nCER {float(row['cer']):.2f}",
+                   unsafe_allow_html=True)
+    st.download_button("Download these rows (CSV)", sub.to_csv(index=False).encode(), file_name="nicviz-plates.csv",
+                       key="pl_csv")
+
+st.subheader("Live: compress a plate and read it")
+folder = Path(demo_plate_folder())
+labels_demo = read_labels(folder)
+d1, d2, d3 = st.columns(3)
+plate = d1.selectbox("Generated plate", sorted(labels_demo), key="pl_demo_plate")
+codecs = available_codecs()
+dcodec = d2.selectbox("Codec", codecs, index=codecs.index("jpeg") if "jpeg" in codecs else 0, key="pl_demo_codec")
+scale = get_codec(dcodec).scale
+dq = d3.slider("Quality", scale.low, scale.high, scale.default[0], key="pl_demo_quality")
+rgb, err = dataset_image(str(folder), plate)
+if err:
+    st.error(err)
+else:
+    res, err = cached_evaluate(rgb, dcodec, dq)
+    if err:
+        st.error(err)
+    else:
+        truth = labels_demo[plate]
+        ref_text, _ = read_plate(rgb)
+        text, conf = read_plate(res[1])
+        a, b = st.columns(2)
+        a.image(rgb, caption="original", use_container_width=True)
+        b.image(res[1], caption=f"{dcodec} q{dq}: {res[0]['bpp']:.3f} bpp, PSNR {res[0]['psnr']:.1f} dB",
+                use_container_width=True)
+        a.markdown(f"read: {diff_html(truth, ref_text)} (CER {cer(ref_text, truth):.2f})", unsafe_allow_html=True)
+        b.markdown(f"read: {diff_html(truth, text)} (CER {cer(text, truth):.2f}, confidence {conf:.2f})",
+                   unsafe_allow_html=True)
+        st.dataframe(pd.DataFrame([{"label": truth, "original": ref_text, "compressed": text}]), hide_index=True)

@@ -1,0 +1,89 @@
+"""Rate-distortion: precomputed Kodak curves, CompressAI's published curves, BD-rate."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from nicviz.analysis import bd_rate
+from nicviz.app_support import load_results
+from nicviz.plots import METRIC_LABELS, rd_figure
+from nicviz.reference import load_references, reference_dir
+from nicviz.results import list_result_files, results_dir
+
+st.title("Rate-distortion")
+
+files = list_result_files("rd")
+if not files:
+    st.warning(f"No rate-distortion results in {results_dir()}. Run a sweep on the 'Run a sweep' page or with "
+               "`nicviz sweep`.")
+    st.stop()
+labels = {str(p.relative_to(results_dir())): p for p in files}
+default = [k for k in labels if k.startswith("kodak/")] or list(labels)[:1]
+chosen = st.multiselect("Results files", list(labels), default=default, key="rd_files")
+if not chosen:
+    st.info("Choose at least one results file.")
+    st.stop()
+frames = []
+for key in chosen:
+    try:
+        frames.append(load_results(str(labels[key]), labels[key].stat().st_mtime))
+    except (ValueError, OSError) as exc:
+        st.error(f"{key}: {exc}")
+if not frames:
+    st.stop()
+df = pd.concat(frames, ignore_index=True)
+datasets = sorted(df["dataset"].astype(str).unique())
+if len(datasets) > 1:
+    ds = st.selectbox("Dataset", datasets, key="rd_dataset")
+    df = df[df["dataset"] == ds]
+
+c1, c2, c3 = st.columns(3)
+metric = c1.selectbox("Quality metric", ["psnr", "ms_ssim_db", "ms_ssim", "ssim", "vif"],
+                      format_func=lambda m: METRIC_LABELS[m], key="rd_metric")
+spread = c2.selectbox("Per-image spread", ["minmax", "std", "none"],
+                      format_func={"minmax": "min-max band", "std": "mean +/- 1 sd", "none": "none"}.get,
+                      key="rd_spread")
+codecs_all = sorted(df["codec"].unique())
+codecs = c3.multiselect("Codecs", codecs_all, default=codecs_all, key="rd_codecs")
+images_all = sorted(df["image"].unique())
+images = st.multiselect(f"Images (empty = all {len(images_all)})", images_all, key="rd_images")
+if images:
+    df = df[df["image"].isin(images)]
+
+refs = load_references()
+ref_pick = st.multiselect(f"CompressAI published curves (Kodak, from {reference_dir()})", sorted(refs),
+                          default=[k for k in ("jpeg", "compressai-cheng2020-anchor_mse_cuda") if k in refs],
+                          key="rd_refs")
+if ref_pick and df["dataset"].astype(str).iloc[0] != "kodak":
+    st.caption("The published curves are Kodak results; this dataset is not Kodak.")
+fig = rd_figure(df, metric, codecs, {k: refs[k] for k in ref_pick}, spread)
+st.plotly_chart(fig, key="rd_chart")
+
+st.subheader("BD-rate")
+anchor = st.selectbox("Anchor", codecs_all, index=codecs_all.index("jpeg") if "jpeg" in codecs_all else 0,
+                      key="rd_anchor")
+rows, notes = [], []
+for codec in codecs:
+    if codec == anchor:
+        continue
+    try:
+        res = bd_rate(df, anchor, codec, metric=metric)
+        rows.append({"codec": codec, "BD-rate (%)": round(res.bd_rate, 2), "points": res.test_points,
+                     "anchor points": res.anchor_points})
+        notes.extend(f"{codec}: {w}" for w in res.warnings)
+    except (ValueError, ZeroDivisionError) as exc:
+        rows.append({"codec": codec, "BD-rate (%)": None, "points": None, "anchor points": None})
+        notes.append(f"{codec}: {exc}")
+if rows:
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.caption(f"Bjontegaard delta rate against {anchor} on {METRIC_LABELS[metric]} (pchip, mean curves over the "
+               "selected images); negative means fewer bits for the same quality.")
+for n in notes:
+    st.warning(n)
+
+st.subheader("Per-quality means")
+means = df.groupby(["codec", "quality"])[["bpp", "psnr", "ssim", "ms_ssim", "vif"]].mean().reset_index()
+st.dataframe(means, hide_index=True)
+st.download_button("Download the selected rows (CSV)", df.to_csv(index=False).encode(), file_name="nicviz-rd.csv",
+                   key="rd_csv")

@@ -1,0 +1,78 @@
+"""Run a sweep: choose a dataset, codecs, qualities and task; results appear in the other pages."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+
+import streamlit as st
+
+from nicviz.app_support import available_codecs, dataset_choices
+from nicviz.codecs import CodecError, get_codec
+from nicviz.datasets import DatasetError, resolve_dataset, write_builtin_samples
+from nicviz.metrics import METRICS
+from nicviz.results import results_dir
+from nicviz.sweep import run_sweep
+
+st.title("Run a sweep")
+
+choices = {"built-in samples (scikit-image photographs)": "__samples__", **dataset_choices(),
+           "a folder on this machine": "__folder__"}
+pick = st.selectbox("Dataset", list(choices), key="rs_dataset")
+folder = choices[pick]
+if folder == "__folder__":
+    folder = st.text_input("Folder path", key="rs_folder").strip()
+codecs = st.multiselect("Codecs", available_codecs(), default=["jpeg", "webp"], key="rs_codecs")
+defaults = ";".join(f"{c}={','.join(map(str, get_codec(c).scale.default[::2]))}" for c in codecs)
+qspec = st.text_input("Qualities per codec (codec=q,q,...; separated by ';')", value=defaults, key="rs_qualities")
+metrics = st.multiselect("Metrics", list(METRICS), default=["psnr", "ssim", "ms_ssim"], key="rs_metrics")
+task = st.selectbox("Task", ["rd", "ocr"], format_func={"rd": "reconstruction quality only",
+                                                        "ocr": "licence-plate OCR (folder needs labels.csv)"}.get,
+                    key="rs_task")
+name = st.text_input("Name of the results file", value="my-sweep", key="rs_name")
+
+
+def parse_qualities(spec: str) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for part in filter(None, (p.strip() for p in spec.split(";"))):
+        codec, _, values = part.partition("=")
+        codec = codec.strip()
+        if codec not in codecs:
+            raise ValueError(f"'{codec}' is not among the chosen codecs")
+        out[codec] = [int(v) for v in values.split(",") if v.strip()]
+    missing = [c for c in codecs if not out.get(c)]
+    if missing:
+        raise ValueError(f"no qualities for {', '.join(missing)}")
+    return out
+
+
+if st.button("Run", type="primary", key="rs_run"):
+    try:
+        if not codecs:
+            raise ValueError("choose at least one codec")
+        if not metrics:
+            raise ValueError("choose at least one metric")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", name):
+            raise ValueError("the name may use letters, digits, '.', '_' and '-' only")
+        qualities = parse_qualities(qspec)
+        if folder == "__samples__":
+            dataset = write_builtin_samples(tempfile.gettempdir() + "/nicviz-samples")
+        elif not folder:
+            raise ValueError("enter a folder path")
+        else:
+            dataset = resolve_dataset(folder)
+        out = results_dir() / "user" / f"{name}.csv"
+        bar = st.progress(0.0, text="starting...")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"{done} / {total} rows")
+
+        summary = run_sweep(dataset, codecs, qualities, out, metrics=tuple(metrics), task=task, progress=False,
+                            on_progress=progress, command=["dashboard", "run-a-sweep", name])
+        bar.progress(1.0, text="done")
+        st.success(f"{summary.rows} rows in {out} ({summary.computed} computed, {summary.skipped} already there, "
+                   f"{summary.wall_s:.1f} s). Open the Rate-distortion or Licence plates page to see them.")
+        for e in summary.errors:
+            st.warning(f"skipped: {e['error']}")
+    except (ValueError, CodecError, DatasetError, FileNotFoundError) as exc:
+        st.error(str(exc))

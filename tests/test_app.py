@@ -1,0 +1,142 @@
+"""Dashboard pages under streamlit's AppTest: they run, show their widgets, react to input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from imagefiles import png_bomb
+from streamlit.testing.v1 import AppTest
+
+from nicviz.datasets import write_builtin_samples
+from nicviz.sweep import run_sweep
+from nicviz.tasks.plategen import write_plate_folder
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 120
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / name), default_timeout=TIMEOUT)
+    return at
+
+
+def frame(at: AppTest, column: str) -> pd.DataFrame:
+    """The first dataframe on the page that has ``column``."""
+    for d in at.dataframe:
+        if column in d.value.columns:
+            return d.value
+    raise AssertionError(f"no dataframe with column {column!r}")
+
+
+def metrics_row(at: AppTest, i: int = 0) -> dict:
+    return frame(at, "psnr").iloc[i].to_dict()
+
+
+def test_app_entry_runs_default_page():
+    at = page("app.py").run()
+    assert not at.exception
+    assert any("Compare" in t.value for t in at.title)
+
+
+def test_compare_page_reacts_to_codec_and_quality():
+    at = page("pages/compare.py").run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="sample").value == "astronaut"
+    first = metrics_row(at)
+    assert first["codec"] == "jpeg" and 0 < first["bpp"] < 24 and first["psnr"] > 20
+    at.slider(key="a_quality").set_value(10).run()
+    low = metrics_row(at)
+    assert low["quality"] == 10 and low["bpp"] < first["bpp"] and low["psnr"] < first["psnr"]
+    at.selectbox(key="a_codec").set_value("webp").run()
+    assert not at.exception
+    webp = metrics_row(at)
+    assert webp["codec"] == "webp" and webp["bytes"] != low["bytes"]
+    at.toggle(key="ab").set_value(True).run()
+    assert not at.exception
+    assert len(frame(at, "psnr")) == 2
+    assert len(at.get("download_button")) >= 2
+
+
+def test_compare_page_bad_dataset_file_is_a_message(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    write_builtin_samples(data / "kodak", ("chelsea",))
+    (data / "kodak" / "zz-bomb.png").write_bytes(png_bomb())
+    monkeypatch.setenv("NICVIZ_DATA", str(data))
+    at = page("pages/compare.py").run()
+    at.radio(key="source").set_value("Dataset image").run()
+    assert not at.exception
+    at.selectbox(key="dataset_image").set_value("zz-bomb.png").run()
+    assert not at.exception
+    assert any("decompression bomb" in e.value for e in at.error)
+
+
+@pytest.fixture(scope="module")
+def results_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("results")
+    imgs = write_builtin_samples(root.parent / "imgs", ("chelsea", "coffee", "rocket"))
+    run_sweep(imgs, ["jpeg", "webp"], {"jpeg": [10, 30, 50, 70, 90], "webp": [10, 30, 50, 70, 90]},
+              root / "kodak" / "small.csv", metrics=("psnr", "ssim", "ms_ssim", "vif"), progress=False)
+    from nicviz.datasets import resolve_dataset
+
+    plates = resolve_dataset(str(write_plate_folder(root.parent / "plates", count=4, seed=3)))
+    run_sweep(plates, ["jpeg"], {"jpeg": [5, 30, 90]}, root / "plates" / "ocr.csv", metrics=("psnr",),
+              task="ocr", progress=False)
+    return root
+
+
+def test_rate_distortion_page(results_root, monkeypatch):
+    monkeypatch.setenv("NICVIZ_RESULTS", str(results_root))
+    at = page("pages/rate_distortion.py").run()
+    assert not at.exception and not at.error
+    assert at.multiselect(key="rd_codecs").value == ["jpeg", "webp"]
+    bd = frame(at, "BD-rate (%)")
+    assert list(bd["codec"]) == ["webp"] and bd["BD-rate (%)"].iloc[0] < 0
+    at.selectbox(key="rd_metric").set_value("ssim").run()
+    assert not at.exception
+    bd_ssim = frame(at, "BD-rate (%)")["BD-rate (%)"].iloc[0]
+    assert bd_ssim != bd["BD-rate (%)"].iloc[0]
+    at.multiselect(key="rd_images").set_value(["chelsea.png"]).run()
+    assert not at.exception
+    assert len(frame(at, "vif")) == 10
+
+
+def test_rate_distortion_page_without_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("NICVIZ_RESULTS", str(tmp_path / "none"))
+    at = page("pages/rate_distortion.py").run()
+    assert not at.exception
+    assert any("No rate-distortion results" in w.value for w in at.warning)
+
+
+def test_plates_page(results_root, monkeypatch):
+    monkeypatch.setenv("NICVIZ_RESULTS", str(results_root))
+    at = page("pages/plates.py").run()
+    assert not at.exception and not at.error
+    table = frame(at, "accuracy (%)")
+    assert list(table["quality"]) == [5, 30, 90]
+    at.selectbox(key="pl_which").set_value("all").run()
+    assert not at.exception
+    demo = frame(at, "compressed").iloc[0]
+    assert demo["original"] == demo["label"]
+    at.slider(key="pl_demo_quality").set_value(90).run()
+    assert not at.exception
+    assert frame(at, "compressed").iloc[0]["compressed"] == demo["label"]
+
+
+def test_run_sweep_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("NICVIZ_RESULTS", str(tmp_path))
+    at = page("pages/run_sweep.py").run()
+    assert not at.exception
+    at.multiselect(key="rs_codecs").set_value(["jpeg"]).run()
+    at.text_input(key="rs_qualities").set_value("jpeg=20,60").run()
+    at.multiselect(key="rs_metrics").set_value(["psnr"]).run()
+    at.button(key="rs_run").click().run()
+    assert not at.exception and not at.error
+    assert any("rows in" in s.value for s in at.success)
+    df = pd.read_csv(tmp_path / "user" / "my-sweep.csv")
+    assert len(df) == 6 * 2 and set(df["quality"]) == {20, 60}
+    # bad input is a message, not a traceback
+    at.text_input(key="rs_qualities").set_value("jpeg=abc").run()
+    at.button(key="rs_run").click().run()
+    assert not at.exception and at.error
