@@ -1,0 +1,111 @@
+"""Real-browser test: streamlit run app.py, Debian's chromium driven by Playwright.
+
+Every page is opened, checked for error boxes and exceptions, and a screenshot is
+saved under ``screenshots/`` (``$NICVIZ_SCREENSHOTS`` overrides). ``.ci/run`` installs
+chromium; without it the test skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PAGES = {"compare": "", "rate_distortion": "rate_distortion", "plates": "plates", "run_sweep": "run_sweep"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("Debian's chromium is not installed (apt-get install --no-install-recommends chromium)")
+    pytest.importorskip("playwright.sync_api", reason="pip package playwright is not installed")
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+                             str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _wait_idle(pg, timeout_s: float = 120) -> None:
+    pg.wait_for_selector('[data-testid="stApp"]', timeout=timeout_s * 1000)
+    pg.wait_for_selector("h1", timeout=timeout_s * 1000)
+    deadline = time.time() + timeout_s
+    time.sleep(1.0)
+    while time.time() < deadline:
+        if pg.locator('[data-testid="stStatusWidget"]').count() == 0:
+            time.sleep(0.5)
+            if pg.locator('[data-testid="stStatusWidget"]').count() == 0:
+                return
+        time.sleep(0.5)
+    raise AssertionError("page did not finish running")
+
+
+def test_every_page_in_chromium(server):
+    from playwright.sync_api import sync_playwright
+
+    shots = Path(os.environ.get("NICVIZ_SCREENSHOTS", ROOT / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    profile = tempfile.mkdtemp(prefix="nicviz-chromium-")
+    try:
+        with sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
+                                                       args=FLAGS, viewport={"width": 1400, "height": 1000})
+            pg = ctx.new_page()
+            console_errors: list[str] = []
+            pg.on("pageerror", lambda e: console_errors.append(str(e)))
+            for name, path in PAGES.items():
+                pg.goto(f"{server}/{path}", wait_until="domcontentloaded")
+                _wait_idle(pg)
+                assert pg.locator('[data-testid="stException"]').count() == 0, name
+                errors = pg.locator('[data-testid="stAlertContentError"]')
+                assert errors.count() == 0, f"{name}: {errors.all_inner_texts()}"
+                assert pg.locator("h1").count() >= 1, name
+                if name == "compare":
+                    frame = pg.frame_locator("iframe").first
+                    frame.locator("#cmp img").first.wait_for(timeout=30000)
+                    loaded = frame.locator("#cmp img").evaluate_all(
+                        "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)")
+                    assert loaded and all(loaded), "before/after slider images did not render"
+                pg.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    assert not console_errors, console_errors
+    assert all((shots / f"{n}.png").stat().st_size > 10_000 for n in PAGES)
