@@ -143,8 +143,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not codecs:
         raise UsageError("--codec lists no codecs")
     qualities = _qualities(codecs, args.quality)
+    task = args.task
+    if task == "classify" and getattr(args, "classifier", None) and args.classifier != "isic-effnet-lite0":
+        task = f"classify:{args.classifier}"
+    if task == "ocr" and getattr(args, "ocr_engine", "rapidocr") != "rapidocr":
+        task = f"ocr:{args.ocr_engine}"
     summary = run_sweep(dataset, codecs, qualities, out, metrics=_metrics(args.metrics), jobs=args.jobs,
-                        progress=not args.quiet, task=args.task,
+                        progress=not args.quiet, task=task,
                         command=["nicviz", *sys.argv[1:]] if args.argv is None else args.argv)
     print(f"{summary.out}: {summary.rows} rows ({summary.computed} computed, {summary.skipped} already done) "
           f"in {summary.wall_s:.1f} s")
@@ -164,6 +169,7 @@ def cmd_plates(args: argparse.Namespace) -> int:
     from nicviz.results import read_results
 
     args.task = "ocr"
+    args.ocr_engine = getattr(args, "ocr_engine", "rapidocr")
     if args.metrics is None:
         args.metrics = "psnr,ssim"
     rc = cmd_sweep(args)
@@ -181,6 +187,28 @@ def cmd_plates(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return rc
+
+
+def cmd_classify_report(args: argparse.Namespace) -> int:
+    """Accuracy drop table (with CIs and McNemar p) of a classification results file."""
+    import pandas as pd
+
+    from nicviz.analysis import bpp_where_drop_exceeds, classification_summary
+    from nicviz.results import read_results
+
+    df = read_results(args.file)
+    df = df[df["task"].astype(str).str.startswith("classify")]
+    if df.empty:
+        raise UsageError(f"{args.file}: no classification rows")
+    table = classification_summary(df)
+    with pd.option_context("display.width", 220, "display.max_columns", 30):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if "drop" in table:
+        for codec, bpp in bpp_where_drop_exceeds(table, args.points).items():
+            msg = f"loses more than {args.points:g} points at {bpp:.3f} bpp and below" if bpp is not None \
+                else f"never loses more than {args.points:g} points at the measured rates"
+            print(f"{codec}: {msg}")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -268,8 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="results file, .csv or .parquet")
     s.add_argument("--data", help="data root (default $NICVIZ_DATA or ../shared/data)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.add_argument("--task", default="rd", choices=("rd", "ocr"),
-                   help="rd: reconstruction metrics only; ocr: also read licence plates (needs labels.csv)")
+    s.add_argument("--task", default="rd", choices=("rd", "ocr", "classify"),
+                   help="rd: reconstruction metrics only; ocr: also read licence plates (needs labels.csv); "
+                        "classify: also classify original and reconstruction")
+    s.add_argument("--classifier", default="isic-effnet-lite0",
+                   help="with --task classify: isic-effnet-lite0, imagenet-effnet-lite0 or keras:<path>")
+    s.add_argument("--ocr-engine", default="rapidocr", choices=("rapidocr", "paddleocr"))
     s.set_defaults(func=cmd_sweep, argv=None)
 
     s = sub.add_parser("plates", help="licence-plate OCR before/after compression on a folder with labels.csv")
@@ -281,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="results file, .csv or .parquet")
     s.add_argument("--data", help="data root")
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--ocr-engine", default="rapidocr", choices=("rapidocr", "paddleocr"))
     s.set_defaults(func=cmd_plates, argv=None)
 
     s = sub.add_parser("report", help="summarise a results file")
@@ -289,6 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--codec", help="comma list (default: all in file)")
     s.add_argument("--out-dir", help="with --format compressai: write <codec>.json files here")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("classify-report", help="accuracy drop vs bpp of a classification results file")
+    s.add_argument("file")
+    s.add_argument("--points", type=float, default=5.0, help="accuracy-drop threshold in points")
+    s.set_defaults(func=cmd_classify_report)
 
     s = sub.add_parser("bd-rate", help="Bjontegaard delta rate between two codecs of a results file")
     s.add_argument("file")

@@ -2,7 +2,8 @@
 
 A task runner turns an image (and its label) into outcome columns for the result row:
 ``reference`` runs once on the uncompressed image (columns ending in ``_ref``),
-``compare`` runs on each reconstruction. Registered tasks: ``ocr`` (licence plates).
+``compare`` runs on each reconstruction. Registered tasks: ``ocr`` (licence plates) and
+``classify[:<classifier>]`` (skin lesions by default, any classifier by name).
 """
 
 from __future__ import annotations
@@ -29,20 +30,28 @@ class TaskRunner(Protocol):
         """Outcome on a reconstruction, with the reference columns included."""
 
 
-def _ocr():
+def _ocr(engine: str | None = None):
     from nicviz.tasks.plate_task import PlateOcrTask
 
-    return PlateOcrTask()
+    return PlateOcrTask(engine or "rapidocr")
 
 
-TASKS = {"ocr": _ocr}
+def _classify(spec: str | None = None):
+    from nicviz.tasks.classify_task import DEFAULT_CLASSIFIER, ClassifyTask
+
+    return ClassifyTask(spec or DEFAULT_CLASSIFIER)
+
+
+TASKS = {"ocr": _ocr, "classify": _classify}
 _CACHE: dict[str, TaskRunner] = {}
 
 
 def get_task(name: str) -> TaskRunner:
-    """The runner for task ``name`` (one per process)."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose from rd, {', '.join(TASKS)}")
+    """The runner for task ``name`` (one per process): ``ocr``, ``classify`` or
+    ``classify:<classifier>``."""
+    base, _, arg = name.partition(":")
+    if base not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose from rd, ocr, classify[:<classifier>]")
     if name not in _CACHE:
-        _CACHE[name] = TASKS[name]()
+        _CACHE[name] = TASKS[base](arg) if arg else TASKS[base]()
     return _CACHE[name]

@@ -1,0 +1,175 @@
+"""Classifiers, the classify task, and the statistics of the accuracy drop."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from nicviz.analysis import (
+    bootstrap_drop_ci,
+    bpp_where_drop_exceeds,
+    classification_summary,
+    confusion,
+    mcnemar_exact,
+    per_class_recall,
+)
+from nicviz.cli import main
+from nicviz.codecs import get_codec
+from nicviz.datasets import builtin_sample
+from nicviz.tasks.classification import KerasClassifier, get_classifier
+from nicviz.tasks.isic import clean_train, holdout_split, labelled_folder
+
+
+def test_imagenet_classifier_stable_under_mild_compression():
+    clf = get_classifier("imagenet-effnet-lite0")
+    cat = builtin_sample("chelsea")
+    jpeg = get_codec("jpeg")
+    mild = jpeg.decode(jpeg.encode(cat, 95))
+    p = clf.predict_proba([cat, mild])
+    assert p.shape == (2, 1000) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    assert clf.classes[int(p[0].argmax())] in {"Egyptian cat", "tabby", "tiger cat"}
+    assert p[0].argmax() == p[1].argmax()
+
+
+def test_classify_sweep_on_labelled_folder(tmp_path, capsys):
+    folder = tmp_path / "animals"
+    for cls, sample in (("Egyptian cat", "chelsea"), ("espresso", "coffee")):
+        (folder / cls).mkdir(parents=True)
+        Image.fromarray(builtin_sample(sample)).save(folder / cls / f"{sample}.png")
+    (folder / "unsorted.png").write_bytes(b"")  # a bad file at the top: reported, skipped
+    out = tmp_path / "cls.csv"
+    rc = main(["sweep", str(folder), "--task", "classify", "--classifier", "imagenet-effnet-lite0",
+               "--codec", "jpeg", "--quality", "2,90", "--metrics", "psnr", "--out", str(out), "--quiet"])
+    assert rc == 2 and "unsorted.png" in capsys.readouterr().err
+    df = pd.read_csv(out)
+    assert len(df) == 4 and set(df["label"]) == {"Egyptian cat", "espresso"}
+    assert df["correct_ref"].all()
+    hi = df[df.quality == 90]
+    assert (~hi["flip"]).all() and (hi["top5_overlap"] >= 0.6).all()
+    assert main(["classify-report", str(out)]) == 0
+    report = capsys.readouterr().out
+    assert "mcnemar_p" in report and "jpeg:" in report
+
+
+def test_mcnemar_and_bootstrap():
+    ref = np.array([True] * 10)
+    comp = np.array([True] * 4 + [False] * 6)
+    assert mcnemar_exact(ref, comp) == pytest.approx(2 * 0.5**6)
+    assert mcnemar_exact(ref, ref) == 1.0
+    lo, hi = bootstrap_drop_ci(ref, comp, n_boot=4000)
+    assert lo <= 60 <= hi and lo > 20
+    same = bootstrap_drop_ci(ref, ref)
+    assert same == (0.0, 0.0)
+
+
+def test_classification_summary_numbers():
+    rows = []
+    for i in range(20):
+        label = "a" if i < 10 else "b"
+        for q, wrong in ((10, i % 4 == 0), (90, False)):
+            pred = ("b" if label == "a" else "a") if wrong else label
+            rows.append({"image": f"{i}.png", "codec": "jpeg", "quality": q, "bpp": q / 100, "psnr": 30.0,
+                         "label": label, "pred": pred, "pred_ref": label, "correct": not wrong,
+                         "correct_ref": True, "flip": wrong, "top5_overlap": 1.0,
+                         "confidence_change": -0.1 if wrong else 0.0})
+    df = pd.DataFrame(rows)
+    s = classification_summary(df).set_index("quality")
+    assert s.loc[10, "accuracy"] == 75 and s.loc[10, "drop"] == 25 and s.loc[10, "flip_rate"] == 0.25
+    assert s.loc[90, "drop"] == 0 and s.loc[90, "mcnemar_p"] == 1.0
+    assert s.loc[10, "drop_lo"] <= 25 <= s.loc[10, "drop_hi"]
+    assert s.loc[10, "mcnemar_p"] == pytest.approx(2 * 0.5**5)
+    assert bpp_where_drop_exceeds(s.reset_index(), 5) == {"jpeg": pytest.approx(0.1)}
+    low = df[df.quality == 10]
+    assert per_class_recall(low)["a"] == pytest.approx(7 / 10)
+    cm = confusion(low)
+    assert cm.loc["a", "b"] == 3 and cm.values.sum() == 20
+
+
+def test_keras_densenet201_h5_roundtrip(tmp_path):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    keras = pytest.importorskip("keras", reason="tensorflow-cpu is not installed")
+    model = keras.applications.DenseNet201(weights=None, classes=9, input_shape=(96, 96, 3))
+    path = tmp_path / "skin_disease_model.h5"
+    model.save(path)
+    classes = [f"class {i}" for i in range(9)]
+    (tmp_path / "skin_disease_model.json").write_text(json.dumps({"classes": classes, "preprocess": "scale01"}))
+    clf = KerasClassifier(path)
+    assert clf.input_size == (96, 96) and clf.classes == classes
+    p = clf.predict_proba([builtin_sample("chelsea"), builtin_sample("coffee")])
+    assert p.shape == (2, 9) and np.allclose(p.sum(axis=1), 1, atol=1e-4)
+    # same input, same output as Keras itself (our resize + preprocessing, then the model)
+    x = np.asarray(Image.fromarray(builtin_sample("chelsea")).resize((96, 96), Image.BILINEAR), np.float32) / 255
+    assert np.allclose(model.predict(x[None], verbose=0)[0], p[0], atol=1e-4)
+    with pytest.raises(ValueError, match="class names"):
+        KerasClassifier(path, classes=["a", "b"])
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="cannot load Keras model"):
+        KerasClassifier(bad)
+
+
+def test_cleaning_rules_on_a_made_tree(tmp_path):
+    root = tmp_path / "isic"
+    files = {
+        "train/nevus/A.jpg": 1, "train/actinic keratosis/A.jpg": 1,  # AK/nevus pair: drop nevus copy
+        "train/melanoma/B.jpg": 2, "train/seborrheic keratosis/B.jpg": 2,  # unknown: drop both
+        "train/nevus/C.jpg": 3, "test/actinic keratosis/C.jpg": 3,  # leakage: drop train copy
+        "train/melanoma/D.jpg": 4, "train/melanoma/D(1).jpg": 4,  # identical bytes: keep one
+        "train/nevus/E.jpg": 5,
+    }
+    for rel in files:
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (files[rel] * 20, 0, 0)).save(p)
+    (root / "duplicates.csv").write_text(
+        "kind,files\n"
+        "same_file_name_in_several_folders,train/actinic keratosis/A.jpg | train/nevus/A.jpg\n"
+        "same_file_name_in_several_folders,train/melanoma/B.jpg | train/seborrheic keratosis/B.jpg\n"
+        "same_file_name_in_several_folders,train/nevus/C.jpg | test/actinic keratosis/C.jpg\n"
+        "identical_bytes_different_name,train/melanoma/D(1).jpg | train/melanoma/D.jpg\n")
+    kept, dropped = clean_train(root)
+    assert sorted(x.key for x in kept) == ["actinic keratosis/A.jpg", "melanoma/D.jpg", "nevus/E.jpg"]
+    assert sum(dropped.values()) == 5
+
+
+@pytest.fixture(scope="module")
+def isic(data_dir) -> Path:
+    root = data_dir / "isic"
+    if not (root / "test").is_dir():
+        pytest.skip(f"ISIC folder not found at {root}")
+    return root
+
+
+def test_real_isic_cleaning_and_split(isic):
+    kept, dropped = clean_train(isic)
+    test_names = {p.path.name for p in labelled_folder(isic / "test")}
+    assert not test_names & {x.path.name for x in kept}
+    assert dropped["nevus copy of an actinic keratosis"] == 62
+    train, held = holdout_split(kept, 0.15, 0)
+    assert not {x.key for x in train} & {x.key for x in held}
+    assert abs(len(held) / len(kept) - 0.15) < 0.01
+    assert holdout_split(kept, 0.15, 0)[1] == held  # fixed seed
+
+
+def test_builtin_isic_classifier_scores(isic):
+    from nicviz.tasks.classification import MODELS_DIR
+
+    if not (MODELS_DIR / "isic-effnet-lite0.pt").is_file():
+        pytest.skip("built-in ISIC classifier not trained yet")
+    clf = get_classifier("isic-effnet-lite0")
+    meta = json.loads((MODELS_DIR / "isic-effnet-lite0.json").read_text())
+    items = labelled_folder(isic / "test")
+    from nicviz.images import load_image
+
+    probs = np.concatenate([clf.predict_proba([load_image(i.path) for i in items[k:k + 32]])
+                            for k in range(0, len(items), 32)])
+    acc = float(np.mean([clf.classes[int(p.argmax())] == i.label for p, i in zip(probs, items, strict=True)]))
+    assert acc >= 0.5
+    assert math.isclose(acc, meta["scores"]["isic_test"]["accuracy"], abs_tol=0.02)
