@@ -7,6 +7,7 @@ st.set_page_config(page_title="nicviz", page_icon=":material/compare:", layout="
 pages = [
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:", default=True),
     st.Page("pages/rate_distortion.py", title="Rate-distortion", icon=":material/show_chart:"),
+    st.Page("pages/skin_lesions.py", title="Skin lesions", icon=":material/dermatology:"),
     st.Page("pages/plates.py", title="Licence plates", icon=":material/directions_car:"),
     st.Page("pages/run_sweep.py", title="Run a sweep", icon=":material/play_arrow:"),
 ]

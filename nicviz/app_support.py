@@ -15,7 +15,8 @@ from nicviz.evaluate import evaluate
 from nicviz.images import ImageError, load_image, to_png_bytes
 
 __all__ = ["available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
-           "load_upload", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate"]
+           "load_upload", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
+           "classifier", "classify"]
 
 
 @st.cache_data(show_spinner=False)
@@ -122,3 +123,22 @@ def read_plate(rgb: np.ndarray) -> tuple[str, float]:
     from nicviz.tasks.plates import select_plate
 
     return select_plate(ocr_engine().read(rgb))
+
+
+@st.cache_resource(show_spinner=False)
+def classifier(spec: str = "isic-effnet-lite0"):
+    """A classifier loaded once per server process (``None`` and a message when missing)."""
+    from nicviz.tasks.classification import get_classifier
+
+    try:
+        return get_classifier(spec), None
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        return None, str(exc)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def classify(rgb: np.ndarray, spec: str = "isic-effnet-lite0") -> tuple[list[str], np.ndarray] | None:
+    clf, _ = classifier(spec)
+    if clf is None:
+        return None
+    return clf.classes, clf.predict_proba([rgb])[0]

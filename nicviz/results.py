@@ -118,7 +118,7 @@ def results_dir() -> Path:
 
 def list_result_files(task: str | None = None) -> list[Path]:
     """Results files (CSV or Parquet) below :func:`results_dir`, optionally only those whose
-    metadata names ``task`` (files without metadata count as ``rd``)."""
+    metadata names ``task`` or ``task:<variant>`` (files without metadata count as ``rd``)."""
     root = results_dir()
     if not root.is_dir():
         return []
@@ -135,6 +135,6 @@ def list_result_files(task: str | None = None) -> list[Path]:
                 t = json.loads(meta.read_text()).get("task", "rd")
             except (OSError, json.JSONDecodeError):
                 pass
-        if t == task:
+        if t == task or t.startswith(task + ":"):
             out.append(p)
     return out

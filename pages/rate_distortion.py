@@ -87,3 +87,27 @@ means = df.groupby(["codec", "quality"])[["bpp", "psnr", "ssim", "ms_ssim", "vif
 st.dataframe(means, hide_index=True)
 st.download_button("Download the selected rows (CSV)", df.to_csv(index=False).encode(), file_name="nicviz-rd.csv",
                    key="rd_csv")
+
+consistency = []
+for p in list_result_files("classify"):
+    try:
+        d = load_results(str(p), p.stat().st_mtime)
+    except (ValueError, OSError):
+        continue
+    if "label" not in d or d["label"].isna().all():
+        consistency.append((p, d))
+if consistency:
+    from nicviz.analysis import classification_summary
+    from nicviz.plots import curve_figure
+
+    st.subheader("Machine perception: does an ImageNet classifier still see the same thing?")
+    names = {str(p.relative_to(results_dir())): d for p, d in consistency}
+    pick = st.selectbox("Consistency results", list(names), key="rd_consistency")
+    summ = classification_summary(names[pick])
+    summ["same top-1 (%)"] = 100 * (1 - summ["flip_rate"])
+    summ["top-5 overlap (%)"] = 100 * summ["top5_overlap"]
+    k1, k2 = st.columns(2)
+    k1.plotly_chart(curve_figure(summ, "same top-1 (%)", "top-1 unchanged (%)"), key="rd_cons_top1")
+    k2.plotly_chart(curve_figure(summ, "top-5 overlap (%)", "top-5 overlap (%)"), key="rd_cons_top5")
+    st.caption("EfficientNet-Lite0 (ImageNet) on each original and its reconstruction: share of images whose top-1 "
+               "class is unchanged, and the mean overlap of the top-5 classes.")

@@ -26,8 +26,11 @@ codecs = st.multiselect("Codecs", available_codecs(), default=["jpeg", "webp"], 
 defaults = ";".join(f"{c}={','.join(map(str, get_codec(c).scale.default[::2]))}" for c in codecs)
 qspec = st.text_input("Qualities per codec (codec=q,q,...; separated by ';')", value=defaults, key="rs_qualities")
 metrics = st.multiselect("Metrics", list(METRICS), default=["psnr", "ssim", "ms_ssim"], key="rs_metrics")
-task = st.selectbox("Task", ["rd", "ocr"], format_func={"rd": "reconstruction quality only",
-                                                        "ocr": "licence-plate OCR (folder needs labels.csv)"}.get,
+task = st.selectbox("Task", ["rd", "ocr", "classify", "classify:imagenet-effnet-lite0"],
+                    format_func={"rd": "reconstruction quality only",
+                                 "ocr": "licence-plate OCR (folder needs labels.csv)",
+                                 "classify": "skin-lesion diagnosis (class sub-folders as labels)",
+                                 "classify:imagenet-effnet-lite0": "ImageNet prediction consistency"}.get,
                     key="rs_task")
 name = st.text_input("Name of the results file", value="my-sweep", key="rs_name")
 

@@ -140,3 +140,53 @@ def test_run_sweep_page(tmp_path, monkeypatch):
     at.text_input(key="rs_qualities").set_value("jpeg=abc").run()
     at.button(key="rs_run").click().run()
     assert not at.exception and at.error
+
+
+@pytest.fixture(scope="module")
+def classify_root(tmp_path_factory) -> Path:
+    """Labelled (two ImageNet classes) and unlabelled classification results."""
+    from PIL import Image
+
+    from nicviz.datasets import builtin_sample, resolve_dataset
+
+    root = tmp_path_factory.mktemp("cls-results")
+    folder = root.parent / "animals"
+    for cls, sample in (("Egyptian cat", "chelsea"), ("espresso", "coffee"), ("espresso", "rocket")):
+        (folder / cls).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(builtin_sample(sample)).save(folder / cls / f"{sample}.png")
+    ds = resolve_dataset(str(folder))
+    run_sweep(ds, ["jpeg"], {"jpeg": [1, 10, 90]}, root / "isic" / "lesions.csv", metrics=("psnr",),
+              task="classify:imagenet-effnet-lite0", progress=False)
+    flat = write_builtin_samples(root.parent / "flat", ("chelsea", "coffee"))
+    run_sweep(flat, ["jpeg"], {"jpeg": [5, 50, 90]}, root / "kodak" / "consistency.csv", metrics=("psnr",),
+              task="classify:imagenet-effnet-lite0", progress=False)
+    return root
+
+
+def test_skin_lesions_page(classify_root, monkeypatch):
+    monkeypatch.setenv("NICVIZ_RESULTS", str(classify_root))
+    at = page("pages/skin_lesions.py").run()
+    assert not at.exception
+    table = frame(at, "drop")
+    assert list(table["quality"]) == [1, 10, 90]
+    assert table.set_index("quality").loc[90, "drop"] <= table.set_index("quality").loc[1, "drop"]
+    summary = " ".join(m.value for m in at.markdown)
+    assert "bits per pixel" in summary and "McNemar" in summary
+    at.selectbox(key="sk_rate").set_value(at.selectbox(key="sk_rate").options[0]).run()
+    at.toggle(key="sk_changed").set_value(False).run()
+    assert not at.exception
+    assert any("predicted" in m.value for m in at.markdown)
+
+
+def test_rate_distortion_page_shows_consistency(classify_root, results_root, tmp_path, monkeypatch):
+    import shutil
+
+    both = tmp_path / "both"
+    shutil.copytree(results_root / "kodak", both / "kodak")
+    for f in (classify_root / "kodak").iterdir():
+        shutil.copy(f, both / "kodak" / f.name)
+    monkeypatch.setenv("NICVIZ_RESULTS", str(both))
+    at = page("pages/rate_distortion.py").run()
+    assert not at.exception
+    assert at.selectbox(key="rd_consistency").value == "kodak/consistency.csv"
+    assert len(at.get("plotly_chart")) == 3

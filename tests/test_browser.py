@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PAGES = {"compare": "", "rate_distortion": "rate_distortion", "plates": "plates", "run_sweep": "run_sweep"}
+PAGES = {"compare": "", "rate_distortion": "rate_distortion", "skin_lesions": "skin_lesions", "plates": "plates",
+         "run_sweep": "run_sweep"}
 
 
 def _free_port() -> int:

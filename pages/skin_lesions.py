@@ -1,0 +1,135 @@
+"""Skin lesions: does the diagnosis survive compression? Accuracy drop with confidence
+intervals, a plain-language summary, per-image view and the clinician's own image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from nicviz.analysis import classification_summary
+from nicviz.app_support import (
+    available_codecs,
+    cached_evaluate,
+    classifier,
+    classify,
+    dataset_image,
+    load_results,
+    load_upload,
+)
+from nicviz.codecs import get_codec
+from nicviz.plots import curve_figure
+from nicviz.results import list_result_files, meta_path, results_dir
+
+st.title("Skin lesions")
+st.caption("A 9-class dermoscopy classifier (EfficientNet-Lite0 fine-tuned by nicviz on ISIC) on compressed "
+           "lesion images: how often does the diagnosis change? A research demonstration, not a medical device.")
+
+frames = {}
+for p in list_result_files("classify"):
+    try:
+        d = load_results(str(p), p.stat().st_mtime)
+    except (ValueError, OSError):
+        continue
+    if "task" in d and d["task"].astype(str).str.startswith("classify").any() and d["label"].notna().any():
+        frames[str(p.relative_to(results_dir()))] = (p, d)
+
+if not frames:
+    st.info(f"No labelled classification results in {results_dir()}: run `nicviz sweep isic-test --task classify "
+            "--out results/isic/mine.csv`. Your own image can still be checked below.")
+else:
+    key = st.selectbox("Results file", list(frames), key="sk_file")
+    path, df = frames[key]
+    df = df[df["task"].astype(str).str.startswith("classify")]
+    summary = classification_summary(df)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(curve_figure(summary, "drop", "accuracy drop (points, 95 % CI)", "drop_lo", "drop_hi"),
+                    key="sk_drop")
+    c2.plotly_chart(curve_figure(summary, "accuracy", "top-1 accuracy (%)"), key="sk_acc")
+    shown = summary[["codec", "quality", "bpp", "accuracy_ref", "accuracy", "drop", "drop_lo", "drop_hi",
+                     "mcnemar_p", "flip_rate", "macro_f1", "kappa", "confidence_change"]].round(4)
+    st.dataframe(shown, hide_index=True)
+
+    st.subheader("What does a bit rate do to diagnoses?")
+    s1, s2 = st.columns(2)
+    codec = s1.selectbox("Codec", sorted(summary["codec"].unique()), key="sk_codec")
+    rows = summary[summary.codec == codec].sort_values("bpp")
+    labels = [f"q{int(r.quality)}: {r.bpp:.2f} bpp" for r in rows.itertuples()]
+    pick = s2.selectbox("Bit rate", labels, key="sk_rate")
+    r = rows.iloc[labels.index(pick)]
+    n = int(r["images"])
+    flips = int(round(r["flip_rate"] * n))
+    sig = "a statistically significant change" if r["mcnemar_p"] < 0.05 else "not a statistically significant change"
+    st.markdown(
+        f"With **{codec}** at about **{r['bpp']:.2f} bits per pixel**, the classifier gave a different diagnosis "
+        f"for **{flips} of {n} images** ({100 * r['flip_rate']:.0f} %). Accuracy went from "
+        f"**{r['accuracy_ref']:.1f} %** on the original images to **{r['accuracy']:.1f} %** "
+        f"(a drop of {r['drop']:.1f} points; 95 % confidence interval {r['drop_lo']:.1f} to {r['drop_hi']:.1f}), "
+        f"{sig} (McNemar p = {r['mcnemar_p']:.3g}). The mean confidence of the top diagnosis changed by "
+        f"{100 * r['confidence_change']:+.1f} points.")
+
+    st.subheader("Per image")
+    meta = json.loads(meta_path(path).read_text()) if meta_path(path).is_file() else {}
+    root = meta.get("dataset_root")
+    sub = df[(df.codec == codec) & (df.quality == r["quality"])]
+    only_changed = st.toggle("Only images whose diagnosis changed", value=True, key="sk_changed")
+    if only_changed:
+        sub = sub[sub["pred"].astype(str) != sub["pred_ref"].astype(str)]
+    st.write(f"{len(sub)} image(s)")
+    if len(sub):
+        image = st.selectbox("Image", list(sub["image"]), key="sk_image")
+        row = sub[sub.image == image].iloc[0]
+        a, b = st.columns(2)
+        rgb = None
+        if root and Path(root).is_dir():
+            rgb, err = dataset_image(root, image)
+            if err:
+                st.error(err)
+        if rgb is not None:
+            res, err = cached_evaluate(rgb, codec, int(r["quality"]))
+            a.image(rgb, caption="original", use_container_width=True)
+            if res:
+                b.image(res[1], caption=f"{codec} q{int(r['quality'])}: {res[0]['bpp']:.2f} bpp",
+                        use_container_width=True)
+        else:
+            st.info("The lesion images are not on this machine (data folder missing); predictions only.")
+        changed = str(row["pred"]) != str(row["pred_ref"])
+        a.markdown(f"true: **{row['label']}**  \npredicted: **{row['pred_ref']}** ({100 * row['confidence_ref']:.0f} %)")
+        b.markdown(f"true: **{row['label']}**  \npredicted: **{row['pred']}** ({100 * row['confidence']:.0f} %)")
+        if changed:
+            st.warning(f"Diagnosis changed by compression: {row['pred_ref']} -> {row['pred']}")
+
+st.subheader("Check your own image")
+up = st.file_uploader("Dermoscopy image", key="sk_upload")
+clf, why = classifier()
+if clf is None:
+    st.error(f"The built-in classifier is unavailable: {why}")
+elif up is not None:
+    rgb, err = load_upload(up.getvalue(), up.name)
+    if err:
+        st.error(err)
+    else:
+        codecs = available_codecs()
+        u1, u2 = st.columns(2)
+        ucodec = u1.selectbox("Codec", codecs, index=codecs.index("jpeg") if "jpeg" in codecs else 0, key="sk_ucodec")
+        scale = get_codec(ucodec).scale
+        uq = u2.slider("Quality", scale.low, scale.high, scale.default[1], key="sk_uq")
+        res, err = cached_evaluate(rgb, ucodec, uq)
+        if err:
+            st.error(err)
+        else:
+            classes, p0 = classify(rgb)
+            _, p1 = classify(res[1])
+            a, b = st.columns(2)
+            a.image(rgb, caption="original", use_container_width=True)
+            b.image(res[1], caption=f"{ucodec} q{uq}: {res[0]['bpp']:.2f} bpp", use_container_width=True)
+            top0, top1 = int(np.argmax(p0)), int(np.argmax(p1))
+            a.markdown(f"**{classes[top0]}** ({100 * p0[top0]:.0f} %)")
+            b.markdown(f"**{classes[top1]}** ({100 * p1[top1]:.0f} %)")
+            if top0 != top1:
+                st.warning("The diagnosis changed after compression.")
+            st.dataframe(pd.DataFrame({"class": classes, "original": p0.round(3), "compressed": p1.round(3)}),
+                         hide_index=True)
