@@ -14,7 +14,7 @@ from nicviz.datasets import KNOWN_DATASETS, DatasetError, builtin_sample, data_r
 from nicviz.evaluate import evaluate
 from nicviz.images import ImageError, load_image, to_png_bytes
 
-__all__ = ["available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+__all__ = ["png_later", "comparison", "error_maps", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
            "load_upload", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
            "classifier", "classify"]
 
@@ -46,11 +46,11 @@ def _codec(name: str):
 @st.cache_data(show_spinner=False, max_entries=48)
 def _evaluate(rgb: np.ndarray, codec: str, quality: int):
     ev = evaluate(rgb, _codec(codec), quality)
-    return ev.row, ev.reconstruction, to_png_bytes(ev.reconstruction), ev.bitstream
+    return ev.row, ev.reconstruction, ev.bitstream
 
 
 def cached_evaluate(rgb: np.ndarray, codec: str, quality: int):
-    """``((row, reconstruction, png_bytes, bitstream), None)`` or ``(None, message)``."""
+    """``((row, reconstruction, bitstream), None)`` or ``(None, message)``."""
     try:
         return _evaluate(rgb, codec, quality), None
     except (CodecError, ValueError, RuntimeError) as exc:
@@ -142,3 +142,27 @@ def classify(rgb: np.ndarray, spec: str = "isic-effnet-lite0") -> tuple[list[str
     if clf is None:
         return None
     return clf.classes, clf.predict_proba([rgb])[0]
+
+
+def png_later(rgb: np.ndarray):
+    """A download callable: the PNG is encoded only when the button is clicked."""
+    return lambda: to_png_bytes(rgb)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def comparison(left: np.ndarray, right: np.ndarray, left_label: str, right_label: str) -> tuple[str, int]:
+    from nicviz.plots import comparison_html
+
+    return comparison_html(left, right, left_label, right_label)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def error_maps(rgb: np.ndarray, recon: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Colourised absolute-error and 1 - SSIM maps, and the error value shown brightest."""
+    from nicviz.metrics import abs_error_map, ssim_map
+    from nicviz.plots import colorize
+
+    emap = abs_error_map(rgb, recon)
+    vmax = float(np.percentile(emap, 99.5)) or 1.0
+    smap = ssim_map(rgb, recon)
+    return colorize(emap, 0, vmax), colorize(1 - np.clip(smap, 0, 1), 0, 0.5), vmax

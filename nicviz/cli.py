@@ -337,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bd_rate)
 
+    sub.add_parser("train", help="train compact Cheng2020 models (see `nicviz train --help`)", add_help=False)
+
     s = sub.add_parser("download-weights", help="download official CompressAI weights (needs network)")
     s.add_argument("arch")
     s.add_argument("--quality", required=True)
@@ -347,12 +349,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # nicviz train run|export ... (see nicviz.train)
+        from nicviz.train import main as train_main
+
+        return train_main(argv[1:])
     from nicviz.codecs import CodecError
     from nicviz.datasets import DatasetError
     from nicviz.images import ImageError
 
     args = build_parser().parse_args(argv)
-    if getattr(args, "argv", "unset") is None and argv is not None:
+    if getattr(args, "argv", "unset") is None:
         args.argv = ["nicviz", *argv]
     try:
         return int(args.func(args) or 0)

@@ -113,8 +113,9 @@ def _to_rgb8(im: Image.Image) -> np.ndarray:
     return np.asarray(im)
 
 
-def to_png_bytes(rgb: np.ndarray) -> bytes:
-    """Encode an 8-bit RGB array as PNG (lossless), e.g. for downloads."""
+def to_png_bytes(rgb: np.ndarray, compress_level: int = 6) -> bytes:
+    """Encode an 8-bit RGB array as PNG (lossless), e.g. for downloads; ``compress_level``
+    1 is about 3x faster and about 15 % larger than the default 6."""
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
+    Image.fromarray(rgb).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()

@@ -45,7 +45,7 @@ def zoom_crop(rgb: np.ndarray, cx: float, cy: float, zoom: float, out_w: int = 4
 
 def _data_url(rgb: np.ndarray) -> str:
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
+    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 

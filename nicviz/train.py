@@ -257,6 +257,34 @@ def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | N
     return out
 
 
+def record_kodak(results: str | os.PathLike, models_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Write each shipped model's measured Kodak figures (real bitstreams) into its JSON:
+    mean bpp/PSNR/MS-SSIM over the 24 images and the kodim01 bpp and PSNR."""
+    from nicviz.codecs.neural import MINI_MODELS, MODELS_DIR
+    from nicviz.results import read_results
+
+    df = read_results(results)
+    folder = Path(models_dir) if models_dir else MODELS_DIR
+    written = []
+    for codec in MINI_MODELS:
+        for q, g in df[df["codec"] == codec].groupby("quality"):
+            meta_file = folder / f"{codec}-q{int(q)}.json"
+            if not meta_file.is_file():
+                continue
+            meta = json.loads(meta_file.read_text())
+            k1 = g[g["image"].astype(str).str.endswith("kodim01.png")]
+            meta["kodak"] = {
+                "images": int(g["image"].nunique()), "bpp": float(g["bpp"].mean()), "psnr": float(g["psnr"].mean()),
+                "ms_ssim": float(g["ms_ssim"].mean()) if "ms_ssim" in g else None,
+                "rate": "real bitstreams (model.compress)", "results": str(results),
+            }
+            if len(k1):
+                meta["kodim01"] = {"bpp": float(k1["bpp"].iloc[0]), "psnr": float(k1["psnr"].iloc[0])}
+            meta_file.write_text(json.dumps(meta, indent=2) + "\n")
+            written.append(meta_file)
+    return written
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nicviz train", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="action", required=True)
@@ -283,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="write a shippable float16 model + metadata")
     e.add_argument("ckpt")
     e.add_argument("out")
+    r = sub.add_parser("record-kodak", help="store measured Kodak figures in the shipped models' metadata")
+    r.add_argument("results", help="sweep results of the mini codecs on kodak")
     return p
 
 
@@ -291,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "export":
             print(export_model(args.ckpt, args.out))
+            return 0
+        if args.action == "record-kodak":
+            for f in record_kodak(args.results):
+                print(f)
             return 0
         if args.data is None:
             from nicviz.datasets import data_root

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from nicviz.app_support import (
     available_codecs,
     cached_evaluate,
+    comparison,
     dataset_choices,
     dataset_image,
     dataset_images,
+    error_maps,
     load_upload,
+    png_later,
     sample_image,
 )
 from nicviz.codecs import get_codec
 from nicviz.datasets import BUILTIN_SAMPLES
-from nicviz.metrics import abs_error_map, ssim_map
-from nicviz.plots import colorize, comparison_html, zoom_crop
+from nicviz.plots import zoom_crop
 
 st.title("Compare")
 st.caption("Compress one image, see the reconstruction beside the original, and measure it.")
@@ -83,7 +84,7 @@ first = results.get("A") or results["B"]
 right_img = first[3]
 left_img, left_label = (results["B"][3], f"B: {results['B'][0]} q{results['B'][1]}") if ("B" in results and "A" in results) \
     else (rgb, "original")
-html, height = comparison_html(left_img, right_img, left_label, f"{first[0]} q{first[1]}")
+html, height = comparison(left_img, right_img, left_label, f"{first[0]} q{first[1]}")
 st.subheader("Before / after")
 st.caption("Drag across the image or move the slider underneath.")
 st.iframe(html, height=height)
@@ -108,17 +109,15 @@ for col, (caption, img) in zip(st.columns(len(panels)), panels, strict=True):
 
 st.subheader("Where the error is")
 err_cols = st.columns(2)
-recon = first[3]
-emap = abs_error_map(rgb, recon)
-smap = ssim_map(rgb, recon)
-vmax = float(np.percentile(emap, 99.5)) or 1.0
-err_cols[0].image(colorize(emap, 0, vmax), caption=f"absolute error, mean over RGB (bright = {vmax:.0f} or more)")
-err_cols[1].image(colorize(1 - np.clip(smap, 0, 1), 0, 0.5), caption="1 - SSIM map (bright = structure lost)")
+emap, smap, vmax = error_maps(rgb, first[3])
+err_cols[0].image(emap, caption=f"absolute error, mean over RGB (bright = {vmax:.0f} or more)")
+err_cols[1].image(smap, caption="1 - SSIM map (bright = structure lost)")
 
 st.subheader("Downloads")
 for label, r in results.items():
     d1, d2 = st.columns(2)
-    d1.download_button(f"{label}: reconstruction (PNG)", r[4], file_name=f"{r[0]}-q{r[1]}.png", key=f"dl_png_{label}")
-    if r[5] is not None:
-        d2.download_button(f"{label}: bitstream ({len(r[5])} bytes)", r[5], file_name=f"{r[0]}-q{r[1]}.bin",
+    d1.download_button(f"{label}: reconstruction (PNG)", png_later(r[3]), file_name=f"{r[0]}-q{r[1]}.png",
+                       mime="image/png", key=f"dl_png_{label}")
+    if r[4] is not None:
+        d2.download_button(f"{label}: bitstream ({len(r[4])} bytes)", r[4], file_name=f"{r[0]}-q{r[1]}.bin",
                            key=f"dl_bin_{label}")

@@ -19,6 +19,7 @@ import math
 import struct
 import threading
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +41,8 @@ __all__ = [
     "pack_strings",
     "unpack_strings",
     "ZOO_QUALITIES",
+    "ShippedWeights",
+    "MINI_MODELS",
 ]
 
 #: Qualities of CompressAI's pretrained MSE models per architecture.
@@ -283,6 +286,55 @@ class NeuralCodec(Codec):
         return self._to_rgb(out["x_hat"], h, w, offset), bits
 
 
+class ShippedWeights(WeightSource):
+    """Models trained by nicviz and shipped in ``nicviz/models/<name>-q<k>.pt`` (float16
+    state dict with CDF tables, loaded as float32) with ``<name>-q<k>.json`` metadata."""
+
+    label = "trained by nicviz (not CompressAI's official weights)"
+
+    def __init__(self, name: str, arch: str, folder: Path | None = None) -> None:
+        self.name = name
+        self.arch = arch
+        self.folder = folder or MODELS_DIR
+
+    def path(self, quality: int) -> Path:
+        return self.folder / f"{self.name}-q{quality}.pt"
+
+    def metadata(self, quality: int) -> dict:
+        import json
+
+        return json.loads(self.path(quality).with_suffix(".json").read_text())
+
+    def missing(self, quality: int) -> str | None:
+        p = self.path(quality)
+        if p.is_file() and p.with_suffix(".json").is_file():
+            return None
+        return f"{p.name} is not shipped in this version (train it with `nicviz train`)"
+
+    def build(self, quality: int):
+        import torch
+
+        import_compressai()
+        from compressai.zoo.image import model_architectures
+
+        path = self.path(quality)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        return model_architectures[self.arch].from_state_dict(state)
+
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+#: nicviz's own compact models: codec name -> architecture.
+MINI_MODELS = {"cheng2020-anchor-mini": "cheng2020-anchor", "cheng2020-attn-mini": "cheng2020-attn"}
+
+
+def _register_mini() -> None:
+    for name, arch in MINI_MODELS.items():
+        register_codec(name, lambda n=name, a=arch: NeuralCodec(
+            n, a, ShippedWeights(n, a), tuple(range(1, 7)),
+            description=f"{a}, compact model trained by nicviz (not CompressAI's official weights)"))
+
+
 def _register_official() -> None:
     for arch, qualities in ZOO_QUALITIES.items():
         for estimated in (False, True):
@@ -291,5 +343,6 @@ def _register_official() -> None:
                 n, a, OfficialWeights(a), q, estimated=e))
 
 
+_register_mini()
 _register_official()
 
