@@ -14,7 +14,7 @@ from nicviz.datasets import KNOWN_DATASETS, DatasetError, builtin_sample, data_r
 from nicviz.evaluate import evaluate
 from nicviz.images import ImageError, load_image, to_png_bytes
 
-__all__ = ["png_later", "comparison", "error_maps", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+__all__ = ["png_later", "comparison", "error_maps", "side_by_side", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
            "load_upload", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
            "classifier", "classify"]
 
@@ -166,3 +166,26 @@ def error_maps(rgb: np.ndarray, recon: np.ndarray) -> tuple[np.ndarray, np.ndarr
     vmax = float(np.percentile(emap, 99.5)) or 1.0
     smap = ssim_map(rgb, recon)
     return colorize(emap, 0, vmax), colorize(1 - np.clip(smap, 0, 1), 0, 0.5), vmax
+
+
+def side_by_side(root: str | None, image: str, codec: str, quality: int, what: str = "images"):
+    """Two columns with the dataset image and its reconstruction (or a message when the
+    image is not on this machine); returns the columns for captions below."""
+    from pathlib import Path
+
+    left, right = st.columns(2)
+    rgb = None
+    if root and Path(root).is_dir():
+        rgb, err = dataset_image(root, image)
+        if err:
+            st.error(err)
+    if rgb is None:
+        st.info(f"The {what} are not on this machine (data folder missing); results only.")
+        return left, right
+    res, err = cached_evaluate(rgb, codec, int(quality))
+    left.image(rgb, caption="original", use_container_width=True)
+    if res:
+        right.image(res[1], caption=f"{codec} q{quality}: {res[0]['bpp']:.3f} bpp", use_container_width=True)
+    else:
+        right.error(err)
+    return left, right

@@ -16,6 +16,7 @@ from nicviz.app_support import (
     demo_plate_folder,
     load_results,
     read_plate,
+    side_by_side,
 )
 from nicviz.codecs import get_codec
 from nicviz.plots import curve_figure
@@ -83,21 +84,7 @@ if df is not None and not df.empty:
     if not sub.empty:
         image = st.selectbox("Plate", list(sub["image"]), key="pl_image")
         row = sub[sub.image == image].iloc[0]
-        o, c = st.columns(2)
-        rgb = None
-        if root and Path(root).is_dir():
-            rgb, err = dataset_image(root, image)
-            if err:
-                st.error(err)
-        if rgb is not None:
-            res, err = cached_evaluate(rgb, codec, int(quality))
-            o.image(rgb, caption="original", use_container_width=True)
-            if res:
-                c.image(res[1], caption=f"{codec} q{quality}: {res[0]['bpp']:.3f} bpp", use_container_width=True)
-            else:
-                c.error(err)
-        else:
-            st.info("The plate images are not on this machine (data folder missing); readings only.")
+        o, c = side_by_side(root, image, codec, int(quality), "plate images")
         label = str(row["text"])
         o.markdown(f"label `{label}`  \nread: {diff_html(label, str(row['read_ref']))}  \nCER {float(row['cer_ref']):.2f}",
                    unsafe_allow_html=True)

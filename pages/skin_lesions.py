@@ -4,21 +4,20 @@ intervals, a plain-language summary, per-image view and the clinician's own imag
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from nicviz.analysis import classification_summary
+from nicviz.analysis import classification_summary, confusion, per_class_recall
 from nicviz.app_support import (
     available_codecs,
     cached_evaluate,
     classifier,
     classify,
-    dataset_image,
     load_results,
     load_upload,
+    side_by_side,
 )
 from nicviz.codecs import get_codec
 from nicviz.plots import curve_figure
@@ -71,6 +70,14 @@ else:
         f"{sig} (McNemar p = {r['mcnemar_p']:.3g}). The mean confidence of the top diagnosis changed by "
         f"{100 * r['confidence_change']:+.1f} points.")
 
+    chosen = df[(df.codec == codec) & (df.quality == r["quality"])]
+    with st.expander("Per-class recall and confusion matrix at this bit rate"):
+        recall = pd.DataFrame({"original": per_class_recall(chosen, "pred_ref"),
+                               "compressed": per_class_recall(chosen, "pred")}).round(3)
+        st.dataframe(recall)
+        st.caption("Confusion matrix of the compressed images (rows: true class, columns: predicted).")
+        st.dataframe(confusion(chosen, "pred"))
+
     st.subheader("Per image")
     meta = json.loads(meta_path(path).read_text()) if meta_path(path).is_file() else {}
     root = meta.get("dataset_root")
@@ -82,20 +89,7 @@ else:
     if len(sub):
         image = st.selectbox("Image", list(sub["image"]), key="sk_image")
         row = sub[sub.image == image].iloc[0]
-        a, b = st.columns(2)
-        rgb = None
-        if root and Path(root).is_dir():
-            rgb, err = dataset_image(root, image)
-            if err:
-                st.error(err)
-        if rgb is not None:
-            res, err = cached_evaluate(rgb, codec, int(r["quality"]))
-            a.image(rgb, caption="original", use_container_width=True)
-            if res:
-                b.image(res[1], caption=f"{codec} q{int(r['quality'])}: {res[0]['bpp']:.2f} bpp",
-                        use_container_width=True)
-        else:
-            st.info("The lesion images are not on this machine (data folder missing); predictions only.")
+        a, b = side_by_side(root, image, codec, int(r["quality"]), "lesion images")
         changed = str(row["pred"]) != str(row["pred_ref"])
         a.markdown(f"true: **{row['label']}**  \npredicted: **{row['pred_ref']}** ({100 * row['confidence_ref']:.0f} %)")
         b.markdown(f"true: **{row['label']}**  \npredicted: **{row['pred']}** ({100 * row['confidence']:.0f} %)")
