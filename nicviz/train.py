@@ -156,6 +156,7 @@ def train(args: argparse.Namespace) -> dict:
     aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr)
     sampler = CropSampler(Path(args.data), args.patch, args.seed)
     step = 0
+    base_steps, base_from = 0, ""
     if ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
@@ -164,11 +165,14 @@ def train(args: argparse.Namespace) -> dict:
         sampler.load_state(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
         step = int(state["step"])
+        base_steps, base_from = int(state.get("base_steps", 0)), str(state.get("base_from", ""))
         print(f"resumed {ckpt} at step {step}", file=sys.stderr)
     elif args.init_from:
         state = torch.load(args.init_from, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"] if "model" in state else state)
-        print(f"initialised from {args.init_from}", file=sys.stderr)
+        base_steps = int(state.get("step", 0)) + int(state.get("base_steps", 0))
+        base_from = Path(args.init_from).name
+        print(f"initialised from {args.init_from} ({base_steps} steps)", file=sys.stderr)
     log_path = Path(str(ckpt) + ".log.csv")
     new_log = not log_path.exists()
     log = log_path.open("a", newline="")
@@ -186,7 +190,7 @@ def train(args: argparse.Namespace) -> dict:
             "model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
             "sampler": sampler.state(), "torch_rng": torch.get_rng_state(), "step": step,
             "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str)) and k != "func"},
-            "lmbda": lmbda,
+            "lmbda": lmbda, "base_steps": base_steps, "base_from": base_from,
         }, ckpt)
 
     while step < args.steps:
@@ -230,6 +234,19 @@ def train(args: argparse.Namespace) -> dict:
     return record
 
 
+def _code_version() -> str:
+    import subprocess
+
+    from nicviz import __version__
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        rev = ""
+    return f"nicviz {__version__}" + (f" (git {rev})" if rev else "")
+
+
 def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | None = None) -> Path:
     """Write an updated (CDF tables built), float16 state dict and a metadata JSON beside it."""
     import torch
@@ -246,10 +263,14 @@ def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | N
     torch.save(sd, out)
     info = {
         "architecture": args["arch"], "N": int(args["N"]), "quality": int(args["quality"]),
-        "lambda": float(state["lmbda"]), "steps": int(state["step"]), "batch": int(args["batch"]),
+        "lambda": float(state["lmbda"]), "steps": int(state["step"]) + int(state.get("base_steps", 0)),
+        "fine_tuned_from": state.get("base_from") or None,
+        "fine_tune_steps": int(state["step"]) if state.get("base_from") else None,
+        "batch": int(args["batch"]),
         "patch": int(args["patch"]), "lr": float(args["lr"]), "seed": int(args["seed"]),
         "training_data": Path(args["data"]).name + " (BSDS500 train+val, 300 images)",
         "trained_by": "nicviz (not CompressAI's official weights)",
+        "code_version": _code_version(),
         "storage": "float16 state dict, loaded as float32",
         **(meta or {}),
     }

@@ -65,3 +65,17 @@ def test_export_is_safe_float16_with_metadata(tmp_path):
     meta = json.loads((tmp_path / "exp" / "model-q3.json").read_text())
     assert meta["N"] == 16 and meta["steps"] == 2 and meta["lambda"] == pytest.approx(0.0067)
     assert "not CompressAI" in meta["trained_by"]
+
+
+def test_fine_tune_records_its_origin(tmp_path):
+    base = tmp_path / "q3.pt"
+    train(_args(tmp_path, base, 3))
+    ft = tmp_path / "q2.pt"
+    train(_args(tmp_path, ft, 2, quality=2, init_from=base))
+    state = torch.load(ft, weights_only=True)
+    assert state["base_steps"] == 3 and state["base_from"] == "q3.pt" and state["lmbda"] == pytest.approx(0.0035)
+    meta_path = export_model(ft, tmp_path / "out" / "m-q2.pt").with_suffix(".json")
+    import json
+
+    meta = json.loads(meta_path.read_text())
+    assert meta["steps"] == 5 and meta["fine_tune_steps"] == 2 and meta["fine_tuned_from"] == "q3.pt"
