@@ -14,7 +14,7 @@ from nicviz.datasets import KNOWN_DATASETS, DatasetError, builtin_sample, data_r
 from nicviz.evaluate import evaluate
 from nicviz.images import ImageError, load_image, to_png_bytes
 
-__all__ = ["png_later", "comparison", "error_maps", "side_by_side", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+__all__ = ["png_later", "comparison", "error_maps", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
            "load_upload", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
            "classifier", "classify"]
 
@@ -189,3 +189,18 @@ def side_by_side(root: str | None, image: str, codec: str, quality: int, what: s
     else:
         right.error(err)
     return left, right
+
+
+def quality_picker(codec: str, label: str, key: str, container=st, default_index: int | None = None) -> int:
+    """A quality widget on the codec's scale: a slider for classical codecs, the qualities
+    that are actually available for neural ones."""
+    c = get_codec(codec)
+    avail = getattr(c, "available_qualities", None)
+    if avail is not None:
+        options = avail() or list(c.scale.default)
+        idx = len(options) // 2 if default_index is None else min(default_index, len(options) - 1)
+        return int(container.select_slider(f"{label} ({c.scale.meaning})", options=options, value=options[idx],
+                                           key=key))
+    d = c.scale.default
+    value = d[len(d) // 2] if default_index is None else d[min(default_index, len(d) - 1)]
+    return int(container.slider(f"{label} ({c.scale.meaning})", c.scale.low, c.scale.high, value, key=key))

@@ -15,9 +15,9 @@ from nicviz.app_support import (
     error_maps,
     load_upload,
     png_later,
+    quality_picker,
     sample_image,
 )
-from nicviz.codecs import get_codec
 from nicviz.datasets import BUILTIN_SAMPLES
 from nicviz.plots import zoom_crop
 
@@ -53,11 +53,9 @@ else:
 def codec_picker(label: str, key: str, default: str = "jpeg") -> tuple[str, int]:
     codecs = available_codecs()
     c1, c2 = st.columns([1, 2])
-    codec = c1.selectbox(f"{label} codec", codecs, index=codecs.index(default) if default in codecs else 0, key=f"{key}_codec")
-    scale = get_codec(codec).scale
-    mid = scale.default[len(scale.default) // 2]
-    q = c2.slider(f"{label} quality ({scale.meaning})", scale.low, scale.high, mid, key=f"{key}_quality")
-    return codec, q
+    codec = c1.selectbox(f"{label} codec", codecs, index=codecs.index(default) if default in codecs else 0,
+                         key=f"{key}_codec")
+    return codec, quality_picker(codec, f"{label} quality", f"{key}_quality", c2)
 
 
 codec_a, q_a = codec_picker("A", "a")

@@ -15,10 +15,10 @@ from nicviz.app_support import (
     dataset_image,
     demo_plate_folder,
     load_results,
+    quality_picker,
     read_plate,
     side_by_side,
 )
-from nicviz.codecs import get_codec
 from nicviz.plots import curve_figure
 from nicviz.results import list_result_files, meta_path, results_dir
 from nicviz.tasks.plates import cer, diff_html, read_labels
@@ -100,8 +100,7 @@ d1, d2, d3 = st.columns(3)
 plate = d1.selectbox("Generated plate", sorted(labels_demo), key="pl_demo_plate")
 codecs = available_codecs()
 dcodec = d2.selectbox("Codec", codecs, index=codecs.index("jpeg") if "jpeg" in codecs else 0, key="pl_demo_codec")
-scale = get_codec(dcodec).scale
-dq = d3.slider("Quality", scale.low, scale.high, scale.default[0], key="pl_demo_quality")
+dq = quality_picker(dcodec, "Quality", "pl_demo_quality", d3, default_index=0)
 rgb, err = dataset_image(str(folder), plate)
 if err:
     st.error(err)

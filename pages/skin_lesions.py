@@ -17,9 +17,9 @@ from nicviz.app_support import (
     classify,
     load_results,
     load_upload,
+    quality_picker,
     side_by_side,
 )
-from nicviz.codecs import get_codec
 from nicviz.plots import curve_figure
 from nicviz.results import list_result_files, meta_path, results_dir
 
@@ -109,8 +109,7 @@ elif up is not None:
         codecs = available_codecs()
         u1, u2 = st.columns(2)
         ucodec = u1.selectbox("Codec", codecs, index=codecs.index("jpeg") if "jpeg" in codecs else 0, key="sk_ucodec")
-        scale = get_codec(ucodec).scale
-        uq = u2.slider("Quality", scale.low, scale.high, scale.default[1], key="sk_uq")
+        uq = quality_picker(ucodec, "Quality", "sk_uq", u2, default_index=1)
         res, err = cached_evaluate(rgb, ucodec, uq)
         if err:
             st.error(err)

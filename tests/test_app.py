@@ -190,3 +190,22 @@ def test_rate_distortion_page_shows_consistency(classify_root, results_root, tmp
     assert not at.exception
     assert at.selectbox(key="rd_consistency").value == "kodak/consistency.csv"
     assert len(at.get("plotly_chart")) == 3
+
+
+def test_compare_page_with_a_neural_codec():
+    import streamlit as st
+
+    from nicviz.codecs import register_codec
+    from nicviz.codecs.neural import NeuralCodec, RandomWeights
+
+    register_codec("test-random-app", lambda: NeuralCodec(
+        "test-random-app", "bmshj2018-factorized", RandomWeights("bmshj2018-factorized", seed=0), (1, 2)))
+    st.cache_data.clear()
+    at = page("pages/compare.py").run()
+    at.selectbox(key="a_codec").set_value("test-random-app").run()
+    assert not at.exception and not at.error
+    assert at.select_slider(key="a_quality").options == ["1", "2"]
+    row = metrics_row(at)
+    assert row["codec"] == "test-random-app" and row["rate_mode"] == "bitstream" and row["bytes"] > 0
+    at.select_slider(key="a_quality").set_value(1).run()
+    assert not at.exception and metrics_row(at)["quality"] == 1
