@@ -10,13 +10,31 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
-__all__ = ["colorize", "zoom_crop", "comparison_html", "rd_figure", "curve_figure", "METRIC_LABELS"]
+__all__ = ["codec_color", "colorize", "zoom_crop", "comparison_html", "rd_figure", "curve_figure", "METRIC_LABELS"]
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "ms_ssim_db": "MS-SSIM (dB)", "ssim": "SSIM",
                  "vif": "VIF-p", "mse": "MSE", "mae": "MAE"}
 _REF_KEYS = {"psnr": "psnr-rgb", "ms_ssim": "ms-ssim-rgb", "ms_ssim_db": "ms-ssim-rgb"}
 _INFERNO = ["#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925", "#fb9b06",
             "#f7d13d", "#fcffa4"]
+
+
+_PALETTE = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+            "#bcbd22", "#7f7f7f"]
+_FIXED = {"jpeg": 0, "webp": 1, "avif": 2, "jpeg2000": 3, "jpegxl": 4, "heif": 5, "cheng2020-anchor-mini": 6,
+          "cheng2020-attn-mini": 7, "cheng2020-anchor": 8, "cheng2020-attn": 9}
+
+
+def codec_color(codec: str) -> str:
+    """The same colour for a codec in every chart."""
+    if codec in _FIXED:
+        return _PALETTE[_FIXED[codec]]
+    return _PALETTE[sum(map(ord, codec)) % len(_PALETTE)]
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
 
 
 def colorize(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
@@ -103,9 +121,11 @@ def rd_figure(df: pd.DataFrame, metric: str = "psnr", codecs: list[str] | None =
             lo, hi = _spread(sub, y, spread)
             lo, hi = lo.reindex(mean.index), hi.reindex(mean.index)
             fig.add_trace(go.Scatter(x=list(mean["bpp"]) + list(mean["bpp"][::-1]),
-                                     y=list(tr(hi)) + list(tr(lo)[::-1]), fill="toself", opacity=0.15,
-                                     line={"width": 0}, hoverinfo="skip", showlegend=False, name=f"{codec} spread"))
+                                     y=list(tr(hi)) + list(tr(lo)[::-1]), fill="toself", mode="lines",
+                                     fillcolor=_rgba(codec_color(codec), 0.15), line={"width": 0},
+                                     hoverinfo="skip", showlegend=False, name=f"{codec} spread"))
         fig.add_trace(go.Scatter(x=mean["bpp"], y=tr(mean[y]), mode="lines+markers", name=codec,
+                                 line={"color": codec_color(codec)},
                                  text=[f"q={q}" for q in mean.index], hovertemplate="%{text}<br>%{x:.3f} bpp, %{y:.3f}"))
     key = _REF_KEYS.get(metric)
     for label, ref in (references or {}).items():
@@ -124,9 +144,11 @@ def curve_figure(table: pd.DataFrame, y: str, y_title: str, lo: str | None = Non
     for codec, sub in table.sort_values("bpp").groupby("codec"):
         if lo and hi:
             fig.add_trace(go.Scatter(x=list(sub["bpp"]) + list(sub["bpp"][::-1]),
-                                     y=list(sub[hi]) + list(sub[lo][::-1]), fill="toself", opacity=0.15,
-                                     line={"width": 0}, hoverinfo="skip", showlegend=False))
+                                     y=list(sub[hi]) + list(sub[lo][::-1]), fill="toself", mode="lines",
+                                     fillcolor=_rgba(codec_color(codec), 0.15), line={"width": 0},
+                                     hoverinfo="skip", showlegend=False))
         fig.add_trace(go.Scatter(x=sub["bpp"], y=sub[y], mode="lines+markers", name=codec,
+                                 line={"color": codec_color(codec)},
                                  text=[f"q={q}" for q in sub["quality"]],
                                  hovertemplate="%{text}<br>%{x:.3f} bpp, %{y:.3f}"))
     fig.update_layout(xaxis_title="bits per pixel", yaxis_title=y_title, margin={"t": 30}, height=440)
