@@ -294,9 +294,21 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
         bar.close()
     write_results(_frame(found.values()), out)
     wall = time.perf_counter() - t_start
-    write_json_atomic(run_metadata(command, dataset=dataset.name, dataset_root=str(dataset.root),
-                                   codecs=codecs, qualities=qualities, metrics=list(metrics),
-                                   task=task, rows=len(found), errors=len(errors), seed=0), meta_path(out))
+    meta = run_metadata(command, dataset=dataset.name, dataset_root=str(dataset.root), codecs=codecs,
+                        qualities=qualities, metrics=list(metrics), task=task, rows=len(found), errors=len(errors),
+                        seed=0)
+    # a results file can grow over several runs (another codec added later): keep each run's record
+    previous = []
+    if meta_path(out).is_file():
+        try:
+            old = json.loads(meta_path(out).read_text())
+            previous = old.get("runs") or [{k: old.get(k) for k in ("date", "command", "codecs", "qualities",
+                                                                    "packages")}]
+        except (OSError, json.JSONDecodeError):
+            previous = []
+    meta["runs"] = [*previous, {k: meta[k] for k in ("date", "command", "codecs", "qualities", "packages")}]
+    meta["codecs"] = sorted({str(r["codec"]) for r in found.values()})
+    write_json_atomic(meta, meta_path(out))
     err_file = errors_path(out)
     if errors:
         pd.DataFrame(errors).drop_duplicates().to_csv(err_file, index=False)

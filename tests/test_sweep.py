@@ -77,3 +77,18 @@ def test_unavailable_codec_refused_before_work(tmp_path, monkeypatch):
         run_sweep(ds, ["jpeg", "cheng2020-attn"], {"jpeg": [50], "cheng2020-attn": [1]}, tmp_path / "x.csv",
                   progress=False)
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_adding_a_codec_later_keeps_rows_and_run_history(tmp_path):
+    import json
+
+    ds = write_builtin_samples(tmp_path / "imgs", ("chelsea", "coffee"))
+    out = tmp_path / "grow.csv"
+    run_sweep(ds, ["jpeg"], {"jpeg": [20, 60]}, out, metrics=("psnr",), progress=False, command=["first"])
+    s = run_sweep(ds, ["webp"], {"webp": [50]}, out, metrics=("psnr",), progress=False, command=["second"])
+    assert s.computed == 2 and s.rows == 6
+    df = pd.read_csv(out)
+    assert sorted(df.codec.unique()) == ["jpeg", "webp"] and len(df) == 6
+    meta = json.loads((tmp_path / "grow.csv.meta.json").read_text())
+    assert [r["command"] for r in meta["runs"]] == [["first"], ["second"]]
+    assert meta["codecs"] == ["jpeg", "webp"]
