@@ -126,3 +126,45 @@ def test_checkpoint_with_code_is_refused(tmp_path, monkeypatch):
     codec = NeuralCodec(arch, arch, OfficialWeights(arch), (1,))
     with pytest.raises(CodecUnavailable, match="cannot load checkpoint"):
         codec.model(1)
+
+
+def _shipped_minis() -> list[tuple[str, int]]:
+    from nicviz.codecs.neural import MINI_MODELS, MODELS_DIR
+
+    out = []
+    for name in MINI_MODELS:
+        for q in range(1, 7):
+            if (MODELS_DIR / f"{name}-q{q}.pt").is_file():
+                out.append((name, q))
+    return out
+
+
+def test_shipped_models_are_small_and_labelled():
+    import json
+
+    from nicviz.codecs.neural import MODELS_DIR
+
+    total = sum(p.stat().st_size for p in MODELS_DIR.glob("*.pt"))
+    assert total < 80 * 2**20
+    for name, q in _shipped_minis():
+        meta = json.loads((MODELS_DIR / f"{name}-q{q}.json").read_text())
+        assert meta["quality"] == q and "not CompressAI" in meta["trained_by"]
+        assert {"architecture", "N", "lambda", "steps", "training_data", "seed", "code_version"} <= set(meta)
+        assert "trained by nicviz" in get_codec(name).description
+
+
+@pytest.mark.parametrize("name,quality", _shipped_minis() or [pytest.param("none", 0, marks=pytest.mark.skip(
+    reason="no nicviz-trained model is shipped"))])
+def test_shipped_model_reproduces_kodim01(name, quality, kodak_dir):
+    import json
+
+    from nicviz.codecs.neural import MODELS_DIR
+    from nicviz.images import load_image
+
+    meta = json.loads((MODELS_DIR / f"{name}-q{quality}.json").read_text())
+    if "kodim01" not in meta:
+        pytest.skip(f"{name} q{quality}: no recorded Kodak figures")
+    torch.load(MODELS_DIR / f"{name}-q{quality}.pt", weights_only=True)  # safe load works
+    row = evaluate(load_image(kodak_dir / "kodim01.png"), name, quality, ["psnr"]).row
+    assert row["bpp"] == pytest.approx(meta["kodim01"]["bpp"], rel=0.01)
+    assert row["psnr"] == pytest.approx(meta["kodim01"]["psnr"], rel=0.01)
