@@ -117,24 +117,23 @@ def results_dir() -> Path:
 
 
 def list_result_files(task: str | None = None) -> list[Path]:
-    """Results files (CSV or Parquet) below :func:`results_dir`, optionally only those whose
-    metadata names ``task`` or ``task:<variant>`` (files without metadata count as ``rd``)."""
+    """Results files (CSV or Parquet with a ``.meta.json``, as sweeps write them) below
+    :func:`results_dir`, optionally only those whose metadata names ``task`` or
+    ``task:<variant>``."""
     root = results_dir()
     if not root.is_dir():
         return []
     files = sorted(p for p in root.rglob("*") if p.suffix in (".csv", ".parquet")
-                   and not p.name.endswith(".errors.csv"))
+                   and not p.name.endswith(".errors.csv") and meta_path(p).is_file())
     if task is None:
         return files
     out = []
     for p in files:
         meta = meta_path(p)
-        t = "rd"
-        if meta.is_file():
-            try:
-                t = json.loads(meta.read_text()).get("task", "rd")
-            except (OSError, json.JSONDecodeError):
-                pass
+        try:
+            t = json.loads(meta.read_text()).get("task", "rd")
+        except (OSError, json.JSONDecodeError):
+            t = "rd"
         if t == task or t.startswith(task + ":"):
             out.append(p)
     return out
