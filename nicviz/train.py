@@ -30,11 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LAMBDAS", "main", "train", "rd_forward", "export_model", "CropSampler"]
+__all__ = ["LAMBDAS", "TrainingDiverged", "main", "train", "rd_forward", "export_model", "slim_checkpoint", "CropSampler"]
 
 #: CompressAI's MSE lambdas per quality.
 LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483}
 ARCHS = ("cheng2020-anchor", "cheng2020-attn")
+#: Steps timed to size a ``--time-budget`` run: from the first to the second.
+CALIBRATION = (10, 40)
 
 
 def build_model(arch: str, n: int):
@@ -67,7 +69,7 @@ class CropSampler:
         self.patch = patch
         self.rng = np.random.default_rng(seed)
 
-    def batch(self, size: int):
+    def batch(self, size: int, device: str = "cpu"):
         import torch
 
         out = np.empty((size, self.patch, self.patch, 3), np.uint8)
@@ -82,7 +84,10 @@ class CropSampler:
                 c = c[::-1]
             out[i] = c
         # contiguous NCHW: a channels-last input crashes CPU backward in torch 2.14.1
-        return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous().float().div_(255.0)
+        x = torch.from_numpy(out)
+        if device != "cpu":  # pinned + non_blocking: the copy does not wait for the GPU's queue
+            x = x.pin_memory().to(device, non_blocking=True)
+        return x.permute(0, 3, 1, 2).contiguous().float().div_(255.0)
 
     def state(self) -> dict:
         return {"bit_generator": json.dumps(self.rng.bit_generator.state)}
@@ -140,17 +145,48 @@ def _split_params(model):
     return main, aux
 
 
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite; the checkpoint on disk is left as it was."""
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` is ``cuda`` where a GPU is visible, else ``cpu``."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA GPU is visible")
+    return name
+
+
+def steps_for_budget(step: int, rate: float, remaining: float, margin: float = 0.93) -> int:
+    """Total step count that fits ``remaining`` seconds at ``rate`` steps/s (with a margin)."""
+    return step + max(1, int(remaining * rate * margin))
+
+
 def train(args: argparse.Namespace) -> dict:
-    """Run (or resume) training; returns the final log record."""
+    """Run (or resume) training; returns the final log record.
+
+    With ``args.time_budget`` (seconds) the total step count is set once, after timing
+    ``CALIBRATION`` steps, so that the schedule (warm-up, cosine decay) ends within the
+    budget; the chosen count is stored in the checkpoint, so a resumed or repeated run
+    follows the same schedule.
+    """
     import torch
 
     torch.set_num_threads(args.threads)
+    device = resolve_device(getattr(args, "device", "cpu"))
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     ckpt = Path(args.ckpt)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     lmbda = args.lmbda if args.lmbda is not None else LAMBDAS[args.quality]
     random.seed(args.seed)
     torch.manual_seed(args.seed)
-    model = build_model(args.arch, args.N)
+    model = build_model(args.arch, args.N).to(device)
     main_params, aux_params = _split_params(model)
     opt = torch.optim.Adam(main_params, lr=args.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr)
@@ -164,12 +200,17 @@ def train(args: argparse.Namespace) -> dict:
         aux_opt.load_state_dict(state["aux_opt"])
         sampler.load_state(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
+        if device.startswith("cuda") and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"])
         step = int(state["step"])
+        if state["args"].get("time_budget"):
+            args.steps = int(state["args"]["steps"])  # a budgeted run keeps its timed schedule
         base_steps, base_from = int(state.get("base_steps", 0)), str(state.get("base_from", ""))
         print(f"resumed {ckpt} at step {step}", file=sys.stderr)
     elif args.init_from:
         state = torch.load(args.init_from, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"] if "model" in state else state)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in (state["model"] if "model" in state else state).items()})
         base_steps = int(state.get("step", 0)) + int(state.get("base_steps", 0))
         base_from = Path(args.init_from).name
         print(f"initialised from {args.init_from} ({base_steps} steps)", file=sys.stderr)
@@ -182,13 +223,26 @@ def train(args: argparse.Namespace) -> dict:
     model.train()
     last_save = time.monotonic()
     t0 = time.perf_counter()
-    acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "aux": 0.0, "n": 0}
+    acc = torch.zeros(4, dtype=torch.float64, device=device)  # loss, bpp, mse, aux: summed on the device
+    n_acc = 0
     record: dict = {}
 
+    budget = float(getattr(args, "time_budget", 0) or 0)
+    calibrating = budget > 0 and step == 0
+    if calibrating:
+        args.steps = 10**9  # placeholder until timed; warm-up covers the calibration steps
+        args.warmup = max(args.warmup, CALIBRATION[1])
+    loop_start = time.monotonic()
+    t_cal = 0.0
+
     def save() -> None:
+        if not all(bool(torch.isfinite(q).all()) for q in main_params):
+            raise TrainingDiverged(f"non-finite weights at step {step}: training diverged; {ckpt} keeps its "
+                                   "last finite state; rerun with a lower --lr or longer --warmup")
+        extra = {"cuda_rng": torch.cuda.get_rng_state()} if device.startswith("cuda") else {}
         _save_atomic({
             "model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-            "sampler": sampler.state(), "torch_rng": torch.get_rng_state(), "step": step,
+            "sampler": sampler.state(), "torch_rng": torch.get_rng_state(), "step": step, **extra,
             "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str)) and k != "func"},
             "lmbda": lmbda, "base_steps": base_steps, "base_from": base_from,
         }, ckpt)
@@ -197,7 +251,23 @@ def train(args: argparse.Namespace) -> dict:
         lr = lr_at(step, args.steps, args.lr, args.warmup, args.lr * args.final_lr_ratio)
         for g in opt.param_groups:
             g["lr"] = lr
-        x = sampler.batch(args.batch)
+        if calibrating and step == CALIBRATION[0]:
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t_cal = time.monotonic()
+        elif calibrating and step == CALIBRATION[1]:
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            now = time.monotonic()
+            rate = (CALIBRATION[1] - CALIBRATION[0]) / max(now - t_cal, 1e-9)
+            args.steps = steps_for_budget(step, rate, budget - (now - loop_start))
+            calibrating = False
+            print(f"time budget {budget:.0f} s: {rate:.2f} steps/s, training {args.steps} steps", file=sys.stderr,
+                  flush=True)
+        if budget > 0 and time.monotonic() - loop_start > budget * 1.1:
+            print(f"stopping at step {step}: over the time budget", file=sys.stderr, flush=True)
+            break
+        x = sampler.batch(args.batch, device)
         opt.zero_grad(set_to_none=True)
         aux_opt.zero_grad(set_to_none=True)
         x_hat, lks = rd_forward(model, x)
@@ -210,22 +280,24 @@ def train(args: argparse.Namespace) -> dict:
         aux.backward()
         aux_opt.step()
         step += 1
-        acc["loss"] += float(loss.detach())
-        acc["bpp"] += float(bpp.detach())
-        acc["mse"] += float(mse.detach())
-        acc["aux"] += float(aux.detach())
-        acc["n"] += 1
+        acc += torch.stack([loss.detach(), bpp.detach(), mse.detach(), aux.detach()]).double()
+        n_acc += 1
         if step % args.log_every == 0 or step == args.steps:
-            n = acc["n"]
-            m = acc["mse"] / n
-            record = {"step": step, "lr": lr, "loss": acc["loss"] / n, "bpp": acc["bpp"] / n, "mse": m,
-                      "psnr": 10 * math.log10(1 / max(m, 1e-12)), "aux": acc["aux"] / n,
+            mean_loss, mean_bpp, m, mean_aux = (acc / n_acc).tolist()
+            if not (math.isfinite(mean_loss) and math.isfinite(mean_aux)):
+                log.close()
+                raise TrainingDiverged(
+                    f"the loss is not finite by step {step} (lr {lr:.3g}): training diverged; "
+                    f"{ckpt} keeps its last finite state; rerun with a lower --lr or longer --warmup")
+            record = {"step": step, "lr": lr, "loss": mean_loss, "bpp": mean_bpp, "mse": m,
+                      "psnr": 10 * math.log10(1 / max(m, 1e-12)), "aux": mean_aux,
                       "seconds": time.perf_counter() - t0}
             writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in record.values()])
             log.flush()
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
                   file=sys.stderr, flush=True)
-            acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "aux": 0.0, "n": 0}
+            acc.zero_()
+            n_acc = 0
         if time.monotonic() - last_save > args.ckpt_every:
             save()
             last_save = time.monotonic()
@@ -254,7 +326,8 @@ def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | N
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     args = state["args"]
     model = build_model(args["arch"], int(args["N"]))
-    model.load_state_dict(state["model"])
+    # float16 first, then the CDF tables: the tables are built from the weights that ship
+    model.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in state["model"].items()})
     model.eval()
     model.update(force=True)
     sd = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
@@ -275,6 +348,20 @@ def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | N
         **(meta or {}),
     }
     Path(str(out).removesuffix(".pt") + ".json").write_text(json.dumps(info, indent=2) + "\n")
+    return out
+
+
+def slim_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Keep what ``export`` needs (float16 weights, arguments, steps), drop optimizer state:
+    a trained checkpoint small enough to move between machines."""
+    import torch
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    slim = {k: state[k] for k in ("args", "lmbda", "step", "base_steps", "base_from") if k in state}
+    slim["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _save_atomic(slim, out)
     return out
 
 
@@ -329,6 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init-from", help="start from another checkpoint (fine-tune a neighbour quality)")
     t.add_argument("--ckpt-every", type=float, default=180.0, help="seconds between checkpoints")
     t.add_argument("--log-every", type=int, default=50)
+    t.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    t.add_argument("--time-budget", type=float, default=0.0,
+                   help="seconds: time the first steps, then set --steps so the schedule ends in time")
+    sl = sub.add_parser("slim", help="float16 weights without optimizer state (to move a checkpoint)")
+    sl.add_argument("ckpt")
+    sl.add_argument("out")
     e = sub.add_parser("export", help="write a shippable float16 model + metadata")
     e.add_argument("ckpt")
     e.add_argument("out")
@@ -342,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "export":
             print(export_model(args.ckpt, args.out))
+            return 0
+        if args.action == "slim":
+            print(slim_checkpoint(args.ckpt, args.out))
             return 0
         if args.action == "record-kodak":
             for f in record_kodak(args.results):

@@ -79,3 +79,70 @@ def test_fine_tune_records_its_origin(tmp_path):
 
     meta = json.loads(meta_path.read_text())
     assert meta["steps"] == 5 and meta["fine_tune_steps"] == 2 and meta["fine_tuned_from"] == "q3.pt"
+
+
+def test_time_budget_sets_and_keeps_the_step_count(tmp_path):
+    from nicviz.train import CALIBRATION
+
+    ckpt = tmp_path / "b.pt"
+    args = _args(tmp_path, ckpt, 5, time_budget=6)
+    args.patch, args.batch = 64, 1
+    train(args)
+    state = torch.load(ckpt, weights_only=True)
+    steps = state["args"]["steps"]
+    # the count was set from the timed steps (not the --steps 5 given), and the run finished it
+    assert steps > CALIBRATION[1] and state["step"] == steps
+    assert state["args"]["time_budget"] == 6
+    import csv
+
+    rows = list(csv.DictReader(open(str(ckpt) + ".log.csv")))
+    assert int(rows[-1]["step"]) == steps
+    assert float(rows[-1]["lr"]) < 0.2 * float(args.lr)  # the cosine schedule reached its tail
+    # running the same command again resumes the finished schedule instead of re-timing it
+    again = _args(tmp_path, ckpt, 5, time_budget=6)
+    again.patch, again.batch = 64, 1
+    train(again)
+    assert torch.load(ckpt, weights_only=True)["step"] == steps
+
+
+def test_slim_checkpoint_exports_like_the_full_one(tmp_path):
+    from nicviz.train import slim_checkpoint
+
+    ckpt = tmp_path / "m.pt"
+    train(_args(tmp_path, ckpt, 2))
+    slim = slim_checkpoint(ckpt, tmp_path / "slim.pt")
+    small = torch.load(slim, weights_only=True)
+    assert "opt" not in small and all(v.dtype != torch.float32 for v in small["model"].values())
+    assert slim.stat().st_size < 0.5 * ckpt.stat().st_size
+    full_sd = torch.load(export_model(ckpt, tmp_path / "a" / "m-q3.pt"), weights_only=True)
+    slim_sd = torch.load(export_model(slim, tmp_path / "b" / "m-q3.pt"), weights_only=True)
+    assert full_sd.keys() == slim_sd.keys()
+    for k, v in full_sd.items():
+        assert torch.equal(v, slim_sd[k]), k
+
+
+def test_divergence_stops_without_overwriting_the_checkpoint(tmp_path, monkeypatch, capsys):
+    import nicviz.train as nt
+
+    ckpt = tmp_path / "m.pt"
+    train(_args(tmp_path, ckpt, 2))
+    good = torch.load(ckpt, weights_only=True)
+
+    def nan_loss(x, x_hat, likelihoods, lmbda):
+        loss, bpp, mse = real(x, x_hat, likelihoods, lmbda)
+        return loss * float("nan"), bpp, mse
+
+    real = nt.rd_loss
+    monkeypatch.setattr(nt, "rd_loss", nan_loss)
+    with pytest.raises(nt.TrainingDiverged, match="not finite"):
+        train(_args(tmp_path, ckpt, 6))
+    after = torch.load(ckpt, weights_only=True)
+    assert after["step"] == 2
+    for k, v in good["model"].items():
+        assert torch.equal(v, after["model"][k]), k
+    # through the command line: one line, exit 2
+    data = write_builtin_samples(tmp_path / "imgs", ("chelsea", "coffee")).root
+    rc = nt.main(["run", "--N", "16", "--patch", "64", "--batch", "2", "--steps", "6", "--data", str(data),
+                  "--ckpt", str(ckpt), "--log-every", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("nicviz train: error:") and "diverged" in err[-1]
