@@ -425,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="write a shippable float16 model + metadata")
     e.add_argument("ckpt")
     e.add_argument("out")
+    e.add_argument("--meta", default="{}", help="JSON object of extra metadata (hardware, procedure, ...)")
     r = sub.add_parser("record-kodak", help="store measured Kodak figures in the shipped models' metadata")
     r.add_argument("results", help="sweep results of the mini codecs on kodak")
     return p
@@ -434,7 +435,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.action == "export":
-            print(export_model(args.ckpt, args.out))
+            try:
+                extra = json.loads(args.meta)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"--meta is not JSON: {exc}") from None
+            if not isinstance(extra, dict):
+                raise ValueError("--meta must be a JSON object")
+            print(export_model(args.ckpt, args.out, extra))
             return 0
         if args.action == "slim":
             print(slim_checkpoint(args.ckpt, args.out))

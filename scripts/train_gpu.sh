@@ -37,12 +37,14 @@ nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv 2>/dev/null
 
 if [ -n "${CONTINUE_FROM:-}" ]; then
   # phase C: more steps for chosen models, from float16 checkpoints <arch>-q<k>.pt(.gz) in
-  # $CONTINUE_FROM (fresh Adam state), all side by side for A_SECONDS, packed one per file
+  # $CONTINUE_FROM (fresh Adam state), all side by side for A_SECONDS, packed one per file.
+  # The shipped attn q3 ran with C_LR=2e-4; four other runs diverged at that rate (see
+  # results/training/README.md), hence the lower default.
   gunzip -f "$CONTINUE_FROM"/*.gz 2>/dev/null
   pids=()
   for init in "$CONTINUE_FROM"/*-q?.pt; do
     b=$(basename "$init" .pt); arch=${b%-q*}; q=${b##*-q}
-    $PY -m nicviz.train run --arch "$arch" --quality "$q" --lr 2e-4 --warmup 100 --time-budget "$A_SECONDS" \
+    $PY -m nicviz.train run --arch "$arch" --quality "$q" --lr "${C_LR:-1e-4}" --warmup 100 --time-budget "$A_SECONDS" \
       --init-from "$init" "${COMMON[@]}" --ckpt "$CK/C-$b.pt" > "$LOGS/C-$b.log" 2>&1 &
     pids+=($!)
   done

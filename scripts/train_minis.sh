@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# How the shipped cheng2020-*-mini models are made (CPU, one thread per job):
-# q3 from scratch, then q1, q2, q4 fine-tuned from q3 in parallel, exported as float16,
-# evaluated on Kodak with real bitstreams, figures written into each model's JSON.
+# The CPU route to cheng2020-*-mini models (one thread per job): q3 from scratch, then
+# q1, q2, q4 fine-tuned from q3 in parallel, then scripts/finish_minis.sh (float16
+# export, Kodak with real bitstreams, figures into each model's JSON).
 #   scripts/train_minis.sh ARCH CKPT_DIR Q3_STEPS FINETUNE_STEPS
-# The shipped cheng2020-anchor-mini ran q3 under a 5000-step cosine schedule, was cut at
-# step 3709 for time and annealed to step 3900 (a 3900-step schedule's tail); q1, q2 and
-# q4 were then fine-tuned for 600 steps each. Each model's JSON records its steps.
+# The models shipped now come from the GPU route, scripts/train_gpu.sh (8x the pixels per
+# step, 4,000-5,300 steps); the earlier CPU-trained anchor (3,900 + 600 steps of 8 crops
+# of 128x128) was 0.3-0.5 dB worse on Kodak at the same rate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARCH=${1:-cheng2020-anchor}
@@ -23,8 +23,5 @@ for q in 1 2 4; do
     --init-from "$DIR/$ARCH-q3.pt" --ckpt "$DIR/$ARCH-q$q.pt" --log-every 100 &
 done
 wait
-for q in 1 2 3 4; do
-  $PY -m nicviz.train export "$DIR/$ARCH-q$q.pt" "nicviz/models/$NAME-q$q.pt"
-done
-$PY -m nicviz sweep kodak --codec "$NAME" --quality 1,2,3,4 -j 2 --out "results/kodak/$NAME.csv" --quiet
-$PY -m nicviz train record-kodak "results/kodak/$NAME.csv"
+for q in 1 2 3 4; do cp "$DIR/$ARCH-q$q.pt" "$DIR/$NAME-q$q.pt"; done
+scripts/finish_minis.sh "$DIR"

@@ -146,3 +146,17 @@ def test_divergence_stops_without_overwriting_the_checkpoint(tmp_path, monkeypat
                   "--ckpt", str(ckpt), "--log-every", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("nicviz train: error:") and "diverged" in err[-1]
+
+
+def test_export_cli_records_extra_metadata_and_refuses_bad_json(tmp_path, capsys):
+    import json
+
+    from nicviz.train import main
+
+    ckpt = tmp_path / "m.pt"
+    train(_args(tmp_path, ckpt, 1))
+    out = tmp_path / "o" / "m-q3.pt"
+    assert main(["export", str(ckpt), str(out), "--meta", '{"hardware": "test rig"}']) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["hardware"] == "test rig"
+    assert main(["export", str(ckpt), str(out), "--meta", "{not json"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("nicviz train: error: --meta is not JSON")
