@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LAMBDAS", "TrainingDiverged", "main", "train", "rd_forward", "export_model", "slim_checkpoint", "CropSampler"]
+__all__ = ["LAMBDAS", "TrainingDiverged", "main", "train", "rd_forward", "export_model", "slim_checkpoint", "load_checkpoint", "CropSampler"]
 
 #: CompressAI's MSE lambdas per quality.
 LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483}
@@ -131,6 +131,22 @@ def lr_at(step: int, total: int, peak: float, warmup: int, final: float) -> floa
     return final + 0.5 * (peak - final) * (1 + math.cos(math.pi * t))
 
 
+def load_checkpoint(path: str | os.PathLike, need: tuple[str, ...] = ("model", "args", "step", "lmbda")) -> dict:
+    """``torch.load(weights_only=True)`` of a training checkpoint; anything else (a missing
+    file, another kind of file, a pickle that would run code) is a one-line ``ValueError``."""
+    import torch
+
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise ValueError(f"{path}: not a loadable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or any(k not in state for k in need):
+        raise ValueError(f"{path}: not a nicviz training checkpoint (needs {', '.join(need)})")
+    return state
+
+
 def _save_atomic(obj: dict, path: Path) -> None:
     import torch
 
@@ -194,7 +210,7 @@ def train(args: argparse.Namespace) -> dict:
     step = 0
     base_steps, base_from = 0, ""
     if ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = load_checkpoint(ckpt)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         aux_opt.load_state_dict(state["aux_opt"])
@@ -208,7 +224,7 @@ def train(args: argparse.Namespace) -> dict:
         base_steps, base_from = int(state.get("base_steps", 0)), str(state.get("base_from", ""))
         print(f"resumed {ckpt} at step {step}", file=sys.stderr)
     elif args.init_from:
-        state = torch.load(args.init_from, map_location="cpu", weights_only=True)
+        state = load_checkpoint(args.init_from, need=())
         model.load_state_dict({k: v.float() if v.is_floating_point() else v
                                for k, v in (state["model"] if "model" in state else state).items()})
         base_steps = int(state.get("step", 0)) + int(state.get("base_steps", 0))
@@ -323,7 +339,7 @@ def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | N
     """Write an updated (CDF tables built), float16 state dict and a metadata JSON beside it."""
     import torch
 
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = load_checkpoint(ckpt)
     args = state["args"]
     model = build_model(args["arch"], int(args["N"]))
     # float16 first, then the CDF tables: the tables are built from the weights that ship
@@ -354,9 +370,8 @@ def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | N
 def slim_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Keep what ``export`` needs (float16 weights, arguments, steps), drop optimizer state:
     a trained checkpoint small enough to move between machines."""
-    import torch
 
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = load_checkpoint(ckpt)
     slim = {k: state[k] for k in ("args", "lmbda", "step", "base_steps", "base_from") if k in state}
     slim["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
     out = Path(out)

@@ -160,3 +160,29 @@ def test_export_cli_records_extra_metadata_and_refuses_bad_json(tmp_path, capsys
     assert json.loads(out.with_suffix(".json").read_text())["hardware"] == "test rig"
     assert main(["export", str(ckpt), str(out), "--meta", "{not json"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("nicviz train: error: --meta is not JSON")
+
+
+@pytest.mark.parametrize("action", ["export", "slim"])
+def test_bad_checkpoint_files_are_one_line_errors(tmp_path, capsys, action):
+    import pickle
+
+    from nicviz.train import main
+
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    wrong = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(2)}, wrong)  # loadable, but a bare state dict
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"model": Evil()}))
+    for path, words in [(junk, "not a loadable checkpoint"), (wrong, "not a nicviz training checkpoint"),
+                        (evil, "not a loadable checkpoint"), (tmp_path / "none.pt", "no such checkpoint")]:
+        assert main([action, str(path), str(tmp_path / "out.pt")]) == 2
+        captured = capsys.readouterr()
+        assert "code ran" not in captured.out
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("nicviz train: error:") and words in lines[0], lines
