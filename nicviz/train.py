@@ -39,6 +39,15 @@ ARCHS = ("cheng2020-anchor", "cheng2020-attn")
 CALIBRATION = (10, 40)
 
 
+def build_training_model(arch: str, n: int, levels: int = 0):
+    """A fixed-rate model, or with ``levels`` > 0 a variable-rate (gained) one."""
+    if levels:
+        from nicviz.codecs.gained import build_gained
+
+        return build_gained(arch, n, levels)
+    return build_model(arch, n)
+
+
 def build_model(arch: str, n: int):
     from nicviz.codecs.neural import import_compressai
 
@@ -96,32 +105,44 @@ class CropSampler:
         self.rng.bit_generator.state = json.loads(state["bit_generator"])
 
 
-def rd_forward(model, x):
-    """Forward pass with the codec's quantization in the synthesis path (see module doc)."""
+def rd_forward(model, x, precision: str = "fp32"):
+    """Forward pass with the codec's quantization in the synthesis path (see module doc).
+
+    ``precision="bf16"`` runs the transforms (analysis, synthesis, hyper and context
+    networks) under bfloat16 autocast; latents, likelihoods and so the rate stay float32.
+    """
     import torch
 
-    y = model.g_a(x)
-    z = model.h_a(y)
+    ac = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    with ac:
+        y = model.g_a(x).float()
+        z = model.h_a(y).float()
     _, z_likelihoods = model.entropy_bottleneck(z)
     med = model.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
     z_hat = z + (torch.round(z - med) + med - z).detach()
-    params = model.h_s(z_hat)
     y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5) if model.training else torch.round(y)
-    ctx = model.context_prediction(y_noisy)
-    scales, means = model.entropy_parameters(torch.cat((params, ctx), dim=1)).chunk(2, 1)
+    with ac:
+        params = model.h_s(z_hat)
+        ctx = model.context_prediction(y_noisy)
+        gp = model.entropy_parameters(torch.cat((params, ctx), dim=1)).float()
+    scales, means = gp.chunk(2, 1)
     _, y_likelihoods = model.gaussian_conditional(y, scales, means=means)
     y_hat = y + (torch.round(y - means) + means - y).detach()
-    x_hat = model.g_s(y_hat)
+    with ac:
+        x_hat = model.g_s(y_hat).float()
     return x_hat, (y_likelihoods, z_likelihoods)
 
 
-def rd_loss(x, x_hat, likelihoods, lmbda: float):
+def rd_loss(x, x_hat, likelihoods, lmbda):
+    """``lambda * 255^2 * MSE + bpp`` per image, averaged; ``lmbda`` is a number or one
+    value per image (variable-rate training). Returns loss, mean bpp, mean MSE."""
     import torch
 
     n, _, h, w = x.shape
-    bpp = sum(torch.log(lk).sum() for lk in likelihoods) / (-math.log(2) * n * h * w)
-    mse = torch.mean((x_hat - x) ** 2)
-    return lmbda * 255**2 * mse + bpp, bpp, mse
+    bpp = sum(torch.log(lk).reshape(n, -1).sum(1) for lk in likelihoods) / (-math.log(2) * h * w)
+    mse = torch.mean((x_hat - x) ** 2, dim=(1, 2, 3))
+    lm = torch.as_tensor(lmbda, dtype=x.dtype, device=x.device)
+    return torch.mean(lm * 255**2 * mse + bpp), bpp.mean(), mse.mean()
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int, final: float) -> float:
@@ -199,10 +220,22 @@ def train(args: argparse.Namespace) -> dict:
         torch.backends.cudnn.allow_tf32 = True
     ckpt = Path(args.ckpt)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
-    lmbda = args.lmbda if args.lmbda is not None else LAMBDAS[args.quality]
+    levels = int(getattr(args, "levels", 0) or 0)
+    precision = getattr(args, "precision", "fp32")
+    channels_last = bool(getattr(args, "channels_last", False))
+    torch.set_flush_denormal(True)  # denormal weights/gradients are slow on x86 and change nothing
+    if levels:
+        from nicviz.codecs.gained import lambda_for
+
+        lmbda = 0.0  # one lambda per image, drawn every step
+        lambda_table = torch.tensor([lambda_for(q) for q in range(1, levels + 1)], device=device)
+    else:
+        lmbda = args.lmbda if args.lmbda is not None else LAMBDAS[args.quality]
     random.seed(args.seed)
     torch.manual_seed(args.seed)
-    model = build_model(args.arch, args.N).to(device)
+    model = build_training_model(args.arch, args.N, levels).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     main_params, aux_params = _split_params(model)
     opt = torch.optim.Adam(main_params, lr=args.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr)
@@ -225,8 +258,12 @@ def train(args: argparse.Namespace) -> dict:
         print(f"resumed {ckpt} at step {step}", file=sys.stderr)
     elif args.init_from:
         state = load_checkpoint(args.init_from, need=())
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                               for k, v in (state["model"] if "model" in state else state).items()})
+        init = {k: v.float() if v.is_floating_point() else v
+                for k, v in (state["model"] if "model" in state else state).items()}
+        if levels and "log_gain" not in init:  # a fixed-rate model: its gains start at 1
+            init["log_gain"] = model.log_gain.detach().clone()
+            init["log_inv_gain"] = model.log_inv_gain.detach().clone()
+        model.load_state_dict(init)
         base_steps = int(state.get("step", 0)) + int(state.get("base_steps", 0))
         base_from = Path(args.init_from).name
         print(f"initialised from {args.init_from} ({base_steps} steps)", file=sys.stderr)
@@ -284,10 +321,17 @@ def train(args: argparse.Namespace) -> dict:
             print(f"stopping at step {step}: over the time budget", file=sys.stderr, flush=True)
             break
         x = sampler.batch(args.batch, device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         opt.zero_grad(set_to_none=True)
         aux_opt.zero_grad(set_to_none=True)
-        x_hat, lks = rd_forward(model, x)
-        loss, bpp, mse = rd_loss(x, x_hat, lks, lmbda)
+        step_lmbda = lmbda
+        if levels:
+            q = torch.randint(1, levels + 1, (x.shape[0],), device=device)
+            model.set_quality(q.float())
+            step_lmbda = lambda_table[q - 1]
+        x_hat, lks = rd_forward(model, x, precision)
+        loss, bpp, mse = rd_loss(x, x_hat, lks, step_lmbda)
         loss.backward()
         if args.clip > 0:
             torch.nn.utils.clip_grad_norm_(main_params, args.clip)
@@ -341,7 +385,8 @@ def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | N
 
     state = load_checkpoint(ckpt)
     args = state["args"]
-    model = build_model(args["arch"], int(args["N"]))
+    levels = int(args.get("levels", 0) or 0)
+    model = build_training_model(args["arch"], int(args["N"]), levels)
     # float16 first, then the CDF tables: the tables are built from the weights that ship
     model.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in state["model"].items()})
     model.eval()
@@ -351,13 +396,16 @@ def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | N
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(sd, out)
     info = {
-        "architecture": args["arch"], "N": int(args["N"]), "quality": int(args["quality"]),
-        "lambda": float(state["lmbda"]), "steps": int(state["step"]) + int(state.get("base_steps", 0)),
+        "architecture": args["arch"], "N": int(args["N"]),
+        **({"variable_rate": "gain units (Cui et al., CVPR 2021)", "qualities": [1, levels],
+            "lambdas": "CompressAI's table per integer quality, log-linear between"} if levels else
+           {"quality": int(args["quality"]), "lambda": float(state["lmbda"])}),
+        "precision": str(args.get("precision", "fp32")), "steps": int(state["step"]) + int(state.get("base_steps", 0)),
         "fine_tuned_from": state.get("base_from") or None,
         "fine_tune_steps": int(state["step"]) if state.get("base_from") else None,
         "batch": int(args["batch"]),
         "patch": int(args["patch"]), "lr": float(args["lr"]), "seed": int(args["seed"]),
-        "training_data": Path(args["data"]).name + " (BSDS500 train+val, 300 images)",
+        "training_data": Path(args["data"]).name,
         "trained_by": "nicviz (not CompressAI's official weights)",
         "code_version": _code_version(),
         "storage": "float16 state dict, loaded as float32",
@@ -432,6 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ckpt-every", type=float, default=180.0, help="seconds between checkpoints")
     t.add_argument("--log-every", type=int, default=50)
     t.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    t.add_argument("--levels", type=int, default=0, choices=range(0, 9), metavar="K",
+                   help="variable rate: one model for qualities 1..K (gain units); 0 = one quality")
+    t.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: bfloat16 autocast on the transforms (rate and loss stay float32)")
+    t.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     t.add_argument("--time-budget", type=float, default=0.0,
                    help="seconds: time the first steps, then set --steps so the schedule ends in time")
     sl = sub.add_parser("slim", help="float16 weights without optimizer state (to move a checkpoint)")

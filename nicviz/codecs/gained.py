@@ -1,0 +1,100 @@
+"""Variable-rate Cheng2020 models with gain units.
+
+One network serves a continuous range of qualities (Cui, Wang, Chen, Zhu, Ma, Bai:
+"Asymmetric Gained Deep Image Compression With Continuous Rate Adaptation", CVPR 2021):
+a learned gain vector ``g_q`` (one value per latent channel) scales the analysis output,
+``y = g_a(x) * g_q``, before quantization and entropy coding, and an inverse gain
+``g'_q`` rescales the dequantised latent before synthesis, ``x_hat = g_s(y_hat * g'_q)``.
+Larger gains give finer effective quantization steps, so more bits and quality.
+
+Integer quality ``q`` owns the gain pair trained with CompressAI's lambda for ``q``
+(:data:`LAMBDAS`); a fractional quality interpolates geometrically between its integer
+neighbours (the paper's exponential interpolation),
+``g = g_lo^(1-t) * g_hi^t`` with ``t = q - floor(q)``, and its lambda log-linearly.
+
+The gains are applied by forward hooks on ``g_a`` and ``g_s``, so CompressAI's own
+``forward``, ``compress`` and ``decompress`` (and nicviz's wavefront coder) run
+unchanged; :meth:`set_quality` selects the rate before each call.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["LAMBDAS", "lambda_for", "build_gained", "gained_from_state_dict"]
+
+#: CompressAI's MSE lambdas per integer quality.
+LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
+
+
+def lambda_for(quality: float) -> float:
+    """Lambda of a (possibly fractional) quality: log-linear between the table's entries."""
+    lo = math.floor(quality)
+    if lo not in LAMBDAS or (quality > lo and lo + 1 not in LAMBDAS):
+        raise ValueError(f"quality {quality} is outside 1..{max(LAMBDAS)}")
+    t = quality - lo
+    if t == 0:
+        return LAMBDAS[lo]
+    return math.exp((1 - t) * math.log(LAMBDAS[lo]) + t * math.log(LAMBDAS[lo + 1]))
+
+
+def _attach(model, levels: int, channels: int, q_min: int = 1) -> None:
+    """Add ``log_gain`` / ``log_inv_gain`` parameters of shape ``(levels, channels)`` (log
+    domain: interpolation is geometric and gains stay positive) and the two hooks."""
+    import torch
+
+    model.q_min = q_min
+    model.levels = levels
+    model.log_gain = torch.nn.Parameter(torch.zeros(levels, channels))
+    model.log_inv_gain = torch.nn.Parameter(torch.zeros(levels, channels))
+    model._gain = None
+    model._inv_gain = None
+
+    def set_quality(q) -> None:
+        """Select the rate: a number (every image) or a 1-D tensor (one per image)."""
+        q_t = torch.as_tensor(q, dtype=torch.float32, device=model.log_gain.device).reshape(-1)
+        lo_f = torch.floor(q_t)
+        if bool(((q_t < model.q_min) | (q_t > model.q_min + model.levels - 1)).any()):
+            raise ValueError(f"quality outside {model.q_min}..{model.q_min + model.levels - 1}")
+        idx_lo = (lo_f - model.q_min).long()
+        idx_hi = torch.clamp(idx_lo + 1, max=model.levels - 1)
+        t = (q_t - lo_f)[:, None]
+        lg = (1 - t) * model.log_gain[idx_lo] + t * model.log_gain[idx_hi]
+        lig = (1 - t) * model.log_inv_gain[idx_lo] + t * model.log_inv_gain[idx_hi]
+        model._gain = torch.exp(lg)[:, :, None, None]
+        model._inv_gain = torch.exp(lig)[:, :, None, None]
+
+    def _after_g_a(_module, _inputs, y):
+        if model._gain is None:
+            raise RuntimeError("call set_quality() before coding with a variable-rate model")
+        return y.float() * model._gain  # latents in float32: bf16 cannot hold integer steps
+
+    def _before_g_s(_module, inputs):
+        (y_hat,) = inputs
+        return (y_hat.float() * model._inv_gain,)
+
+    model.set_quality = set_quality
+    model.g_a.register_forward_hook(_after_g_a)
+    model.g_s.register_forward_pre_hook(_before_g_s)
+
+
+def build_gained(arch: str, n: int, levels: int = len(LAMBDAS)):
+    """A Cheng2020 model (``cheng2020-anchor`` or ``cheng2020-attn``, N channels) with
+    ``levels`` gain pairs for qualities 1..levels."""
+    from nicviz.codecs.neural import import_compressai
+
+    import_compressai()
+    from compressai.models import Cheng2020Anchor, Cheng2020Attention
+
+    cls = {"cheng2020-anchor": Cheng2020Anchor, "cheng2020-attn": Cheng2020Attention}[arch]
+    model = cls(N=n)
+    _attach(model, levels, n)
+    return model
+
+
+def gained_from_state_dict(arch: str, state: dict):
+    """Build a gained model from its state dict (N and levels read from the tensors)."""
+    levels, n = state["log_gain"].shape
+    model = build_gained(arch, int(n), int(levels))
+    model.load_state_dict(state)
+    return model
