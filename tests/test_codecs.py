@@ -60,8 +60,8 @@ def test_neural_roundtrip_real_bitstream(random_codec, shape):
     assert ev.reconstruction.shape == rgb.shape and ev.reconstruction.dtype == np.uint8
     assert ev.bitstream is not None and ev.row["bytes"] == len(ev.bitstream)
     assert ev.row["bpp"] == pytest.approx(8 * len(ev.bitstream) / (shape[0] * shape[1]))
-    q, h, w, _, strings = unpack_strings(ev.bitstream)
-    assert (q, h, w) == (1, *shape) and len(strings) == 1
+    stream = unpack_strings(ev.bitstream)
+    assert (stream.quality, stream.height, stream.width) == (1, *shape) and len(stream.strings) == 1
     # decoding the same bytes again gives the same image: it is a real bitstream
     assert np.array_equal(random_codec.decode(ev.bitstream), ev.reconstruction)
 

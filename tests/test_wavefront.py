@@ -1,0 +1,139 @@
+"""Wavefront entropy coding: exact decoding, CompressAI's rate, odd sizes, bad bitstreams."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nicviz.codecs import CodecError, get_codec
+from nicviz.codecs.neural import (
+    SCHEDULE_COMPRESSAI,
+    SCHEDULE_WAVEFRONT,
+    NeuralCodec,
+    RandomWeights,
+    pack_strings,
+    unpack_strings,
+)
+from nicviz.codecs.wavefront import fronts
+
+MINIS = ("cheng2020-anchor-mini", "cheng2020-attn-mini")
+
+
+def test_fronts_cover_every_position_once_after_its_context():
+    h, w = 7, 11
+    order = {}
+    for t, (rows, cols) in enumerate(fronts(h, w)):
+        for i, j in zip(rows, cols, strict=True):
+            assert (i, j) not in order
+            order[(i, j)] = t
+    assert len(order) == h * w and len(fronts(h, w)) == 3 * (h - 1) + w
+    for (i, j), t in order.items():  # every causal 5x5 neighbour is in an earlier front
+        for di, dj in [(-2, d) for d in range(-2, 3)] + [(-1, d) for d in range(-2, 3)] + [(0, -2), (0, -1)]:
+            if (i + di, j + dj) in order:
+                assert order[(i + di, j + dj)] < t
+
+
+@pytest.mark.parametrize("name", MINIS)
+def test_wavefront_decodes_the_encoders_reconstruction_at_compressais_rate(name, astronaut):
+    codec = get_codec(name)
+    if not codec.available:
+        pytest.skip(codec.availability()[1])
+    rgb = astronaut[:256, :384]
+    q = codec.available_qualities()[0]
+    data, recon = codec.encode_reconstruct(rgb, q)
+    assert unpack_strings(data).schedule == SCHEDULE_WAVEFRONT
+    assert np.array_equal(codec.decode(data), recon)  # bit for bit
+    codec.schedule = "compressai"
+    try:
+        ref = codec.encode(rgb, q)
+        assert unpack_strings(ref).schedule == SCHEDULE_COMPRESSAI
+        ref_recon = codec.decode(ref)  # a stream of CompressAI's own order still decodes
+    finally:
+        codec.schedule = "wavefront"
+    # same probabilities, other symbol order: the rate agrees within 0.5 %
+    assert len(data) == pytest.approx(len(ref), rel=0.005)
+    assert np.abs(ref_recon.astype(int) - recon.astype(int)).max() <= 1
+
+
+def test_version1_stream_still_decodes(astronaut):
+    codec = get_codec(MINIS[0])
+    if not codec.available:
+        pytest.skip(codec.availability()[1])
+    rgb = astronaut[:64, :128]
+    codec.schedule = "compressai"
+    try:
+        s = unpack_strings(codec.encode(rgb, 1))
+    finally:
+        codec.schedule = "wavefront"
+    import struct
+
+    v1 = b"NV" + struct.pack(">BBIIHHB", 1, 1, 64, 128, *s.shape, len(s.strings))
+    v1 += b"".join(struct.pack(">I", len(x)) + x for x in s.strings)
+    assert unpack_strings(v1).schedule == SCHEDULE_COMPRESSAI
+    assert codec.decode(v1).shape == rgb.shape
+
+
+@pytest.fixture(scope="module")
+def mbt() -> NeuralCodec:
+    """mbt2018 (the other context-model family) with random weights: the schedule is generic."""
+    return NeuralCodec("test-mbt2018", "mbt2018", RandomWeights("mbt2018", seed=0), (1,))
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (97, 161), (1, 64)])
+def test_odd_sizes_round_trip_exactly(mbt, shape):
+    rgb = np.random.default_rng(2).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    data, recon = mbt.encode_reconstruct(rgb, 1)
+    out = mbt.decode(data)
+    assert out.shape == rgb.shape and np.array_equal(out, recon)
+
+
+def test_large_image_round_trips_with_a_mini(astronaut):
+    codec = get_codec(MINIS[0])
+    if not codec.available:
+        pytest.skip(codec.availability()[1])
+    rgb = np.tile(astronaut, (3, 4, 1))[:1536, :2048]  # 2048 x 1536
+    data, recon = codec.encode_reconstruct(rgb, 1)
+    assert np.array_equal(codec.decode(data), recon)
+
+
+def test_truncated_or_corrupted_streams_are_one_line_errors(mbt):
+    rgb = np.random.default_rng(3).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    data = mbt.encode(rgb, 1)
+    rng = np.random.default_rng(0)
+    bad = [data[:n] for n in (0, 2, 10, 20, len(data) // 2, len(data) - 1)]
+    for pos in rng.integers(0, len(data), 40):
+        b = bytearray(data)
+        b[pos] ^= 1 << int(rng.integers(8))
+        bad.append(bytes(b))
+    bad.append(data + b"\0")
+    for b in bad:
+        with pytest.raises(CodecError) as err:
+            mbt.decode(b)
+        assert "\n" not in str(err.value)
+
+
+def test_header_fields_are_checked():
+    ok = pack_strings(1, 64, 64, (1, 1), [b"ab", b"c"])
+    assert unpack_strings(ok).strings == [b"ab", b"c"]
+    with pytest.raises(CodecError, match="latent shape"):
+        unpack_strings(pack_strings(1, 64, 64, (9, 9), [b"ab"]))
+    with pytest.raises(CodecError, match="image size"):
+        unpack_strings(pack_strings(1, 0, 64, (1, 1), [b"ab"]))
+    with pytest.raises(CodecError, match="schedule"):
+        unpack_strings(pack_strings(1, 64, 64, (1, 1), [b"ab"], schedule=7))
+    with pytest.raises(CodecError, match="quality"):
+        get_codec(MINIS[0]).decode(pack_strings(2.5, 64, 64, (1, 1), [b"ab", b"c"]))
+
+
+def test_searchsorted_indexes_equal_compressai_build_indexes():
+    from nicviz.codecs.wavefront import _head
+
+    model = get_codec(MINIS[0]).model(1) if get_codec(MINIS[0]).available else None
+    if model is None:
+        pytest.skip("no shipped mini model")
+    head = _head(model)
+    scales = torch.cat([torch.rand(2000) * 300, model.gaussian_conditional.scale_table.float()])
+    want = model.gaussian_conditional.build_indexes(scales)
+    got = torch.searchsorted(head.scale_table, scales.double().clamp_min(head.scale_bound), right=False).int()
+    assert torch.equal(want, got)
