@@ -22,7 +22,7 @@ def psnr_shown(at: AppTest) -> float:
 
 
 def time_changes(codec: str, qualities: list[int]) -> list[float]:
-    from nicviz.datasets import data_root
+    from nicviz.paths import data_root
 
     at = AppTest.from_file(str(ROOT / "pages" / "compare.py"), default_timeout=600).run()
     root = data_root()

@@ -12,11 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-from nicviz.datasets import data_root
 from nicviz.images import load_image
-from nicviz.tasks.ocr import OcrLine, RapidOcrEngine
-from nicviz.tasks.plategen import write_plate_folder
-from nicviz.tasks.plates import cer, exact, exact_o0, read_labels, select_plate
+from nicviz.paths import data_root
+from nicviz.tasks.ocr.engines import OcrLine, RapidOcrEngine
+from nicviz.tasks.ocr.plates import cer, exact, exact_o0, read_labels, select_plate
+from nicviz.tasks.ocr.synthetic import write_plate_folder
 
 
 def default_engine():

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from nicviz.codecs.gained import build_gained
-from nicviz.datasets import data_root
-from nicviz.train import CropSampler, _split_params, rd_forward, rd_loss
+from nicviz.paths import data_root
+from nicviz.training.nic import CropSampler, _split_params, rd_forward, rd_loss
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ROOT / "nicviz" / "models" / "cheng2020-anchor-mini-q3.pt"

@@ -8,40 +8,14 @@ import math
 import sys
 from pathlib import Path
 
+from nicviz.errors import NicvizError
+from nicviz.specs import parse_metrics, parse_numbers, parse_qualities, parse_task, split_list
+
 __all__ = ["main"]
 
 
-class UsageError(Exception):
+class UsageError(NicvizError):
     """Bad input to a command: printed as one line, exit code 2."""
-
-
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _ints(text: str) -> list[int]:
-    out = []
-    for part in _split(text):
-        if ":" in part:  # start:stop:step, stop inclusive
-            bits = [int(b) for b in part.split(":")]
-            start, stop = bits[0], bits[1]
-            step = bits[2] if len(bits) > 2 else 1
-            out.extend(range(start, stop + 1, step))
-        else:
-            out.append(int(part))
-    return out
-
-
-def _metrics(text: str | None) -> tuple[str, ...]:
-    from nicviz.metrics import METRICS
-
-    if text is None or text == "all":
-        return METRICS
-    names = tuple(_split(text))
-    bad = [n for n in names if n not in METRICS]
-    if bad:
-        raise UsageError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRICS)}")
-    return names
 
 
 def _fmt(v: object) -> str:
@@ -60,8 +34,7 @@ def cmd_codecs(args: argparse.Namespace) -> int:
     for name in list_codecs():
         c = get_codec(name)
         ok, why = c.availability()
-        quals = getattr(c, "available_qualities", None)
-        avail_q = quals() if (ok and quals) else None
+        avail_q = c.available_qualities() if ok and c.family == "neural" else None
         rows.append({
             "codec": name, "family": c.family, "rate": c.rate_mode,
             "quality": f"{c.scale.low}..{c.scale.high}", "scale": c.scale.meaning,
@@ -85,7 +58,7 @@ def cmd_eval_image(args: argparse.Namespace) -> int:
     from nicviz.images import load_image, to_png_bytes
 
     rgb = load_image(args.image)
-    ev = evaluate(rgb, args.codec, args.quality, _metrics(args.metrics))
+    ev = evaluate(rgb, args.codec, args.quality, parse_metrics(args.metrics))
     row = {"image": str(args.image), **ev.row}
     if args.save_recon:
         Path(args.save_recon).write_bytes(to_png_bytes(ev.reconstruction))
@@ -102,35 +75,6 @@ def cmd_eval_image(args: argparse.Namespace) -> int:
     return 0
 
 
-def _qualities(codecs: list[str], spec: str | None) -> dict[str, list[int]]:
-    """``--quality``: ``5,10,20`` for every codec, or per codec ``jpeg=5,10;jpeg2000=24:40:4``.
-
-    Codecs without a list get their documented default qualities.
-    """
-    from nicviz.codecs import get_codec
-
-    out = {c: list(get_codec(c).scale.default) for c in codecs}
-    if not spec:
-        return out
-    try:
-        if "=" not in spec:
-            qs = _ints(spec)
-            if not qs:
-                raise UsageError("--quality lists no qualities")
-            return {c: qs for c in codecs}
-        for part in spec.split(";"):
-            if not part.strip():
-                continue
-            name, _, values = part.partition("=")
-            name = name.strip()
-            if name not in out:
-                raise UsageError(f"--quality names codec {name!r}, which is not in --codec")
-            out[name] = _ints(values)
-    except ValueError:
-        raise UsageError(f"--quality {spec!r}: expected integers, a:b:step ranges or codec=list;...") from None
-    return out
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     from nicviz.datasets import resolve_dataset
     from nicviz.sweep import run_sweep
@@ -139,16 +83,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise UsageError(f"{out}: --out must end in .csv or .parquet")
     dataset = resolve_dataset(args.dataset, args.data)
-    codecs = _split(args.codec)
+    codecs = split_list(args.codec)
     if not codecs:
         raise UsageError("--codec lists no codecs")
-    qualities = _qualities(codecs, args.quality)
-    task = args.task
-    if task == "classify" and getattr(args, "classifier", None) and args.classifier != "isic-effnet-lite0":
-        task = f"classify:{args.classifier}"
-    if task == "ocr" and getattr(args, "ocr_engine", "rapidocr") != "rapidocr":
-        task = f"ocr:{args.ocr_engine}"
-    summary = run_sweep(dataset, codecs, qualities, out, metrics=_metrics(args.metrics), jobs=args.jobs,
+    qualities = parse_qualities(codecs, args.quality)
+    task = parse_task(args.task, getattr(args, "classifier", None), getattr(args, "ocr_engine", None))
+    summary = run_sweep(dataset, codecs, qualities, out, metrics=parse_metrics(args.metrics), jobs=args.jobs,
                         progress=not args.quiet, task=task,
                         command=["nicviz", *sys.argv[1:]] if args.argv is None else args.argv)
     print(f"{summary.out}: {summary.rows} rows ({summary.computed} computed, {summary.skipped} already done) "
@@ -216,7 +156,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from nicviz.results import read_results
 
     df = read_results(args.file)
-    codecs = _split(args.codec) if args.codec else sorted(df["codec"].unique())
+    codecs = split_list(args.codec) if args.codec else sorted(df["codec"].unique())
     if args.format == "compressai":
         docs = {c: compressai_json(df, c) for c in codecs}
         if args.out_dir:
@@ -254,7 +194,7 @@ def cmd_bd_rate(args: argparse.Namespace) -> int:
 def cmd_download_weights(args: argparse.Namespace) -> int:
     from nicviz.codecs.weights import download_official, find_official
 
-    for q in _ints(args.quality):
+    for q in parse_numbers(args.quality):
         found = find_official(args.arch, q, args.metric)
         if found:
             print(f"{found} (already present)")
@@ -350,20 +290,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["train"]:  # nicviz train run|export ... (see nicviz.train)
-        from nicviz.train import main as train_main
+    if argv[:1] == ["train"]:  # nicviz train run|export ... (see nicviz.training.nic)
+        from nicviz.training.nic import main as train_main
 
         return train_main(argv[1:])
-    from nicviz.codecs import CodecError
-    from nicviz.datasets import DatasetError
-    from nicviz.images import ImageError
-
     args = build_parser().parse_args(argv)
     if getattr(args, "argv", "unset") is None:
         args.argv = ["nicviz", *argv]
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ImageError, CodecError, DatasetError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (NicvizError, FileNotFoundError) as exc:
         msg = str(exc).strip("'\"").splitlines()[0] if str(exc) else type(exc).__name__
         print(f"nicviz: error: {msg}", file=sys.stderr)
         return 2

@@ -11,7 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from nicviz.errors import NicvizError
 from nicviz.images import IMAGE_SUFFIXES
+from nicviz.paths import data_root
 
 __all__ = [
     "BUILTIN_SAMPLES",
@@ -35,10 +37,7 @@ KNOWN_DATASETS: dict[str, str] = {
     "plates": "plates/images",
 }
 
-_REPO = Path(__file__).resolve().parent.parent
-
-
-class DatasetError(ValueError):
+class DatasetError(NicvizError):
     """A dataset name or folder that cannot be used."""
 
 
@@ -53,17 +52,6 @@ class Dataset:
     def image_id(self, path: Path) -> str:
         """The ``image`` column: the path relative to the dataset root, with ``/``."""
         return path.relative_to(self.root).as_posix()
-
-
-def data_root(explicit: str | os.PathLike | None = None) -> Path | None:
-    """The data root folder, or ``None`` when none is configured or present."""
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get("NICVIZ_DATA")
-    if env:
-        return Path(env).expanduser()
-    default = _REPO.parent / "shared" / "data"
-    return default if default.is_dir() else None
 
 
 def list_images(folder: Path) -> list[Path]:

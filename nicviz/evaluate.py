@@ -37,7 +37,7 @@ def evaluate(rgb: np.ndarray, codec: Codec | str, quality: int,
     nbytes: float | int
     if codec.rate_mode == RATE_ESTIMATED:
         t0 = time.perf_counter()
-        recon, bits = codec.estimate(rgb, q)  # type: ignore[attr-defined]
+        recon, bits = codec.estimate(rgb, q)
         enc = time.perf_counter() - t0
         dec = 0.0
         data, nbytes = None, bits / 8.0

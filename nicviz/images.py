@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from nicviz.errors import NicvizError
+
 __all__ = ["ImageError", "MAX_PIXELS", "load_image", "to_png_bytes", "IMAGE_SUFFIXES"]
 
 #: Largest accepted image, in pixels (about 8K x 6K). Larger files are refused.
@@ -35,7 +37,7 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 Source = str | Path | bytes
 
 
-class ImageError(ValueError):
+class ImageError(NicvizError):
     """An input image that cannot be used; the message is one line naming the file."""
 
 

@@ -15,6 +15,8 @@ import math
 import cv2
 import numpy as np
 
+from nicviz.errors import NicvizError
+
 __all__ = [
     "mse",
     "mae",
@@ -217,5 +219,5 @@ def compute_metrics(reference: np.ndarray, test: np.ndarray,
     """Several metrics at once: ``{name: value}`` in the order of ``names``."""
     unknown = [n for n in names if n not in _FUNCS]
     if unknown:
-        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+        raise NicvizError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
     return {n: _FUNCS[n](reference, test) for n in names}

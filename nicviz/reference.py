@@ -6,11 +6,11 @@ import json
 import os
 from pathlib import Path
 
-from nicviz.datasets import data_root
+from nicviz.paths import REFERENCE_DIR, data_root
 
 __all__ = ["reference_dir", "load_references"]
 
-_SHIPPED = Path(__file__).resolve().parent / "reference_data" / "compressai-kodak"
+_SHIPPED = REFERENCE_DIR
 
 
 def reference_dir() -> Path:

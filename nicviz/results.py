@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from nicviz.errors import NicvizError
 from nicviz.metrics import METRICS
+from nicviz.paths import atomic_write, atomic_write_text, results_dir
 
 __all__ = [
     "KEY",
@@ -53,7 +55,7 @@ def errors_path(path: str | os.PathLike) -> Path:
 def _check_suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
-        raise ValueError(f"{path}: results file must end in .csv or .parquet")
+        raise NicvizError(f"{path}: results file must end in .csv or .parquet")
     return suffix
 
 
@@ -66,7 +68,7 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     df = pd.read_parquet(p) if suffix == ".parquet" else pd.read_csv(p, keep_default_na=True)
     missing = [c for c in ("codec", "quality", "bpp") if c not in df.columns]
     if missing:
-        raise ValueError(f"{p}: not a nicviz results file (missing {', '.join(missing)})")
+        raise NicvizError(f"{p}: not a nicviz results file (missing {', '.join(missing)})")
     return df
 
 
@@ -76,19 +78,15 @@ def write_results(df: pd.DataFrame, path: str | os.PathLike) -> None:
     suffix = _check_suffix(p)
     cols = [c for c in COLUMNS if c in df.columns] + [c for c in df.columns if c not in COLUMNS]
     df = df[cols]
-    tmp = p.with_name(p.name + ".tmp")
     p.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".parquet":
-        df.to_parquet(tmp, index=False)
+        atomic_write(p, lambda tmp: df.to_parquet(tmp, index=False))
     else:
-        df.to_csv(tmp, index=False)
-    os.replace(tmp, p)
+        atomic_write(p, lambda tmp: df.to_csv(tmp, index=False))
 
 
 def write_json_atomic(obj: object, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def _version(pkg: str) -> str | None:
@@ -108,12 +106,6 @@ def run_metadata(command: list[str] | None = None, **extra: object) -> dict:
         "packages": {p: _version(p) for p in _PACKAGES},
         **extra,
     }
-
-
-def results_dir() -> Path:
-    """Precomputed and user results: ``$NICVIZ_RESULTS`` or ``<repository>/results``."""
-    env = os.environ.get("NICVIZ_RESULTS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "results"
 
 
 def list_result_files(task: str | None = None) -> list[Path]:

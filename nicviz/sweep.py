@@ -21,8 +21,9 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from nicviz.codecs import CodecError, get_codec
+from nicviz.codecs import get_codec
 from nicviz.datasets import Dataset
+from nicviz.errors import NicvizError
 from nicviz.evaluate import evaluate
 from nicviz.images import ImageError, load_image
 from nicviz.metrics import METRICS
@@ -78,7 +79,7 @@ def run_task(task: Task) -> list[dict]:
         runner = get_task(task.task)
         try:
             ref = runner.reference(rgb, task.label)
-        except (ValueError, RuntimeError) as exc:
+        except NicvizError as exc:
             return [{"error": {"image": task.image, "codec": None, "quality": None,
                                "error": f"{task.image}: {task.task} failed on the original ({exc})"}}]
     out: list[dict] = []
@@ -86,7 +87,7 @@ def run_task(task: Task) -> list[dict]:
         try:
             ev = evaluate(rgb, codec, q, task.metrics)
             extra = runner.compare(ev.reconstruction, task.label, ref) if runner is not None else {}
-        except (CodecError, ValueError, RuntimeError) as exc:
+        except NicvizError as exc:
             out.append({"error": {"image": task.image, "codec": codec, "quality": q,
                                   "error": f"{task.image}: {exc}"}})
             continue

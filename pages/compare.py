@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from nicviz.app_support import (
+from nicviz.dashboard.widgets import (
     available_codecs,
     cached_evaluate,
     comparison,

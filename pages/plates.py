@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from nicviz.analysis import ocr_baseline, ocr_summary
-from nicviz.app_support import (
+from nicviz.analysis.ocr import PLATE_SELECTIONS, ocr_baseline, ocr_summary, select_plates
+from nicviz.dashboard.widgets import (
     available_codecs,
     cached_evaluate,
     dataset_image,
@@ -17,11 +16,12 @@ from nicviz.app_support import (
     load_results,
     quality_picker,
     read_plate,
+    results_meta,
     side_by_side,
 )
 from nicviz.plots import curve_figure
-from nicviz.results import list_result_files, meta_path, results_dir
-from nicviz.tasks.plates import cer, diff_html, read_labels
+from nicviz.results import list_result_files, results_dir
+from nicviz.tasks.ocr.plates import cer, diff_html, read_labels
 
 st.title("Licence plates")
 st.caption("Can OCR (PP-OCRv6 via rapidocr) still read a compressed plate? Exact match against the label, "
@@ -64,22 +64,12 @@ if df is not None and not df.empty:
                "the same against the uncompressed image, by exact match and by CER.")
 
     st.subheader("Inspect plates")
-    meta = {}
-    if meta_path(path).is_file():
-        meta = json.loads(meta_path(path).read_text())
-    root = meta.get("dataset_root")
+    root = results_meta(path).get("dataset_root")
     i1, i2, i3 = st.columns(3)
     codec = i1.selectbox("Codec", sorted(df["codec"].unique()), key="pl_codec")
     quality = i2.selectbox("Quality", sorted(df[df.codec == codec]["quality"].unique()), key="pl_quality")
-    which = i3.selectbox("Show", ["worsened", "improved", "changed reading", "all"], key="pl_which")
-    sub = df[(df.codec == codec) & (df.quality == quality)].copy()
-    cer_, cer_ref = sub["cer"].astype(float), sub["cer_ref"].astype(float)
-    if which == "worsened":
-        sub = sub[cer_ > cer_ref + 1e-12]
-    elif which == "improved":
-        sub = sub[cer_ < cer_ref - 1e-12]
-    elif which == "changed reading":
-        sub = sub[sub["read"].astype(str) != sub["read_ref"].astype(str)]
+    which = i3.selectbox("Show", PLATE_SELECTIONS, key="pl_which")
+    sub = select_plates(df[(df.codec == codec) & (df.quality == quality)], which)
     st.write(f"{len(sub)} plate(s)")
     if not sub.empty:
         image = st.selectbox("Plate", list(sub["image"]), key="pl_image")

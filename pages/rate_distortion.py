@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from nicviz.analysis import bd_rate
-from nicviz.app_support import load_results
+from nicviz.dashboard.widgets import load_results, result_frames
 from nicviz.plots import METRIC_LABELS, rd_figure
 from nicviz.reference import load_references, reference_dir
 from nicviz.results import list_result_files, results_dir
@@ -88,20 +88,12 @@ st.dataframe(means, hide_index=True)
 st.download_button("Download the selected rows (CSV)", df.to_csv(index=False).encode(), file_name="nicviz-rd.csv",
                    key="rd_csv")
 
-consistency = []
-for p in list_result_files("classify"):
-    try:
-        d = load_results(str(p), p.stat().st_mtime)
-    except (ValueError, OSError):
-        continue
-    if "label" not in d or d["label"].isna().all():
-        consistency.append((p, d))
-if consistency:
+names = {k: d for k, (_, d) in result_frames("classify").items() if "label" not in d or d["label"].isna().all()}
+if names:
     from nicviz.analysis import classification_summary
     from nicviz.plots import curve_figure
 
     st.subheader("Machine perception: does an ImageNet classifier still see the same thing?")
-    names = {str(p.relative_to(results_dir())): d for p, d in consistency}
     pick = st.selectbox("Consistency results", list(names), key="rd_consistency")
     summ = classification_summary(names[pick])
     summ["same top-1 (%)"] = 100 * (1 - summ["flip_rate"])

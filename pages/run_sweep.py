@@ -7,11 +7,13 @@ import tempfile
 
 import streamlit as st
 
-from nicviz.app_support import available_codecs, dataset_choices
-from nicviz.codecs import CodecError, get_codec
-from nicviz.datasets import DatasetError, resolve_dataset, write_builtin_samples
+from nicviz.codecs import get_codec
+from nicviz.dashboard.widgets import available_codecs, dataset_choices
+from nicviz.datasets import resolve_dataset, write_builtin_samples
+from nicviz.errors import NicvizError
 from nicviz.metrics import METRICS
-from nicviz.results import results_dir
+from nicviz.paths import results_dir
+from nicviz.specs import format_qualities, parse_qualities
 from nicviz.sweep import run_sweep
 
 st.title("Run a sweep")
@@ -23,8 +25,9 @@ folder = choices[pick]
 if folder == "__folder__":
     folder = st.text_input("Folder path", key="rs_folder").strip()
 codecs = st.multiselect("Codecs", available_codecs(), default=["jpeg", "webp"], key="rs_codecs")
-defaults = ";".join(f"{c}={','.join(map(str, get_codec(c).scale.default[::2]))}" for c in codecs)
-qspec = st.text_input("Qualities per codec (codec=q,q,...; separated by ';')", value=defaults, key="rs_qualities")
+defaults = format_qualities({c: get_codec(c).available_qualities()[::2] for c in codecs})
+qspec = st.text_input("Qualities per codec (codec=q,q,... or start:stop:step; separated by ';')", value=defaults,
+                      key="rs_qualities")
 metrics = st.multiselect("Metrics", list(METRICS), default=["psnr", "ssim", "ms_ssim"], key="rs_metrics")
 task = st.selectbox("Task", ["rd", "ocr", "classify", "classify:imagenet-effnet-lite0"],
                     format_func={"rd": "reconstruction quality only",
@@ -35,33 +38,19 @@ task = st.selectbox("Task", ["rd", "ocr", "classify", "classify:imagenet-effnet-
 name = st.text_input("Name of the results file", value="my-sweep", key="rs_name")
 
 
-def parse_qualities(spec: str) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for part in filter(None, (p.strip() for p in spec.split(";"))):
-        codec, _, values = part.partition("=")
-        codec = codec.strip()
-        if codec not in codecs:
-            raise ValueError(f"'{codec}' is not among the chosen codecs")
-        out[codec] = [int(v) for v in values.split(",") if v.strip()]
-    missing = [c for c in codecs if not out.get(c)]
-    if missing:
-        raise ValueError(f"no qualities for {', '.join(missing)}")
-    return out
-
-
 if st.button("Run", type="primary", key="rs_run"):
     try:
         if not codecs:
-            raise ValueError("choose at least one codec")
+            raise NicvizError("choose at least one codec")
         if not metrics:
-            raise ValueError("choose at least one metric")
+            raise NicvizError("choose at least one metric")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", name):
-            raise ValueError("the name may use letters, digits, '.', '_' and '-' only")
-        qualities = parse_qualities(qspec)
+            raise NicvizError("the name may use letters, digits, '.', '_' and '-' only")
+        qualities = parse_qualities(codecs, qspec, defaults={})
         if folder == "__samples__":
             dataset = write_builtin_samples(tempfile.gettempdir() + "/nicviz-samples")
         elif not folder:
-            raise ValueError("enter a folder path")
+            raise NicvizError("enter a folder path")
         else:
             dataset = resolve_dataset(folder)
         out = results_dir() / "user" / f"{name}.csv"
@@ -77,5 +66,5 @@ if st.button("Run", type="primary", key="rs_run"):
                    f"{summary.wall_s:.1f} s). Open the Rate-distortion or Licence plates page to see them.")
         for e in summary.errors:
             st.warning(f"skipped: {e['error']}")
-    except (ValueError, CodecError, DatasetError, FileNotFoundError) as exc:
+    except (NicvizError, FileNotFoundError) as exc:
         st.error(str(exc))

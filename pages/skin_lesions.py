@@ -3,38 +3,31 @@ intervals, a plain-language summary, per-image view and the clinician's own imag
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from nicviz.analysis import classification_summary, confusion, per_class_recall
-from nicviz.app_support import (
+from nicviz.dashboard.widgets import (
     available_codecs,
     cached_evaluate,
     classifier,
     classify,
-    load_results,
     load_upload,
     quality_picker,
+    result_frames,
+    results_meta,
     side_by_side,
 )
 from nicviz.plots import curve_figure
-from nicviz.results import list_result_files, meta_path, results_dir
+from nicviz.results import results_dir
 
 st.title("Skin lesions")
 st.caption("A 9-class dermoscopy classifier (EfficientNet-Lite0 fine-tuned by nicviz on ISIC) on compressed "
            "lesion images: how often does the diagnosis change? A research demonstration, not a medical device.")
 
-frames = {}
-for p in list_result_files("classify"):
-    try:
-        d = load_results(str(p), p.stat().st_mtime)
-    except (ValueError, OSError):
-        continue
-    if "task" in d and d["task"].astype(str).str.startswith("classify").any() and d["label"].notna().any():
-        frames[str(p.relative_to(results_dir()))] = (p, d)
+frames = {k: v for k, v in result_frames("classify").items()
+          if v[1]["task"].astype(str).str.startswith("classify").any() and v[1]["label"].notna().any()}
 
 if not frames:
     st.info(f"No labelled classification results in {results_dir()}: run `nicviz sweep isic-test --task classify "
@@ -60,7 +53,7 @@ else:
     pick = s2.selectbox("Bit rate", labels, key="sk_rate")
     r = rows.iloc[labels.index(pick)]
     n = int(r["images"])
-    flips = int(round(r["flip_rate"] * n))
+    flips = int(r["flips"])
     sig = "a statistically significant change" if r["mcnemar_p"] < 0.05 else "not a statistically significant change"
     st.markdown(
         f"With **{codec}** at about **{r['bpp']:.2f} bits per pixel**, the classifier gave a different diagnosis "
@@ -79,8 +72,7 @@ else:
         st.dataframe(confusion(chosen, "pred"))
 
     st.subheader("Per image")
-    meta = json.loads(meta_path(path).read_text()) if meta_path(path).is_file() else {}
-    root = meta.get("dataset_root")
+    root = results_meta(path).get("dataset_root")
     sub = df[(df.codec == codec) & (df.quality == r["quality"])]
     only_changed = st.toggle("Only images whose diagnosis changed", value=True, key="sk_changed")
     if only_changed:

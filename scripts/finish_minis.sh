@@ -12,7 +12,7 @@ PY=${PYTHON:-.venv/bin/python}
 export OMP_NUM_THREADS=1
 codecs=()
 for ck in "$DIR"/cheng2020-*-mini-q?.pt; do
-  $PY -m nicviz.train export "$ck" "nicviz/models/$(basename "$ck")" --meta "$META"
+  $PY -m nicviz.training.nic export "$ck" "nicviz/models/$(basename "$ck")" --meta "$META"
   name=$(basename "$ck"); name=${name%-q?.pt}
   [[ " ${codecs[*]:-} " == *" $name "* ]] || codecs+=("$name")
 done

@@ -31,7 +31,7 @@ if [ -d .whl ] && ! $PY -c "import compressai" 2>/dev/null; then
   export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
-$PY -c "import torch, compressai, nicviz.train; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
+$PY -c "import torch, compressai, nicviz.training.nic; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
 torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" || exit 4
 nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv 2>/dev/null || true
 
@@ -44,7 +44,7 @@ if [ -n "${CONTINUE_FROM:-}" ]; then
   pids=()
   for init in "$CONTINUE_FROM"/*-q?.pt; do
     b=$(basename "$init" .pt); arch=${b%-q*}; q=${b##*-q}
-    $PY -m nicviz.train run --arch "$arch" --quality "$q" --lr "${C_LR:-1e-4}" --warmup 100 --time-budget "$A_SECONDS" \
+    $PY -m nicviz.training.nic run --arch "$arch" --quality "$q" --lr "${C_LR:-1e-4}" --warmup 100 --time-budget "$A_SECONDS" \
       --init-from "$init" "${COMMON[@]}" --ckpt "$CK/C-$b.pt" > "$LOGS/C-$b.log" 2>&1 &
     pids+=($!)
   done
@@ -53,7 +53,7 @@ if [ -n "${CONTINUE_FROM:-}" ]; then
   tail -n 2 "$LOGS"/C-*.log
   for init in "$CONTINUE_FROM"/*-q?.pt; do
     b=$(basename "$init" .pt)
-    ($PY -m nicviz.train slim "$CK/C-$b.pt" "$CK/${b/-q/-mini-q}.pt" >/dev/null &&
+    ($PY -m nicviz.training.nic slim "$CK/C-$b.pt" "$CK/${b/-q/-mini-q}.pt" >/dev/null &&
       tar -C "$CK" -I "gzip -1" -cf "$OUT/C-$b.tgz" "${b/-q/-mini-q}.pt") &
   done
   wait
@@ -64,14 +64,14 @@ fi
 
 pids=()
 for arch in cheng2020-anchor cheng2020-attn; do
-  $PY -m nicviz.train run --arch $arch --quality 3 --lr 3e-4 --warmup 200 --time-budget "$A_SECONDS" \
+  $PY -m nicviz.training.nic run --arch $arch --quality 3 --lr 3e-4 --warmup 200 --time-budget "$A_SECONDS" \
     "${COMMON[@]}" --ckpt "$CK/A-$arch-q3.pt" > "$LOGS/A-$arch.log" 2>&1 &
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p" || echo "phase A process $p failed"; done
 tail -n 3 "$LOGS"/A-*.log
 for arch in cheng2020-anchor cheng2020-attn; do
-  $PY -m nicviz.train slim "$CK/A-$arch-q3.pt" "$CK/base-$arch-q3.pt" >/dev/null &
+  $PY -m nicviz.training.nic slim "$CK/A-$arch-q3.pt" "$CK/base-$arch-q3.pt" >/dev/null &
 done
 wait
 tar -C "$CK" -cf "$OUT/base.tar" base-cheng2020-anchor-q3.pt base-cheng2020-attn-q3.pt
@@ -81,7 +81,7 @@ nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv 2>/dev/null
 pids=()
 for arch in cheng2020-anchor cheng2020-attn; do
   for q in $QUALITIES; do
-    $PY -m nicviz.train run --arch $arch --quality "$q" --lr 1e-4 --warmup 50 --time-budget "$B_SECONDS" \
+    $PY -m nicviz.training.nic run --arch $arch --quality "$q" --lr 1e-4 --warmup 50 --time-budget "$B_SECONDS" \
       --init-from "$CK/A-$arch-q3.pt" "${COMMON[@]}" --ckpt "$CK/$arch-q$q.pt" > "$LOGS/B-$arch-q$q.log" 2>&1 &
     pids+=($!)
   done
@@ -92,7 +92,7 @@ tail -n 2 "$LOGS"/B-*.log
 
 for arch in cheng2020-anchor cheng2020-attn; do
   for q in $QUALITIES; do
-    [ -f "$CK/$arch-q$q.pt" ] && $PY -m nicviz.train slim "$CK/$arch-q$q.pt" "$CK/$arch-mini-q$q.pt" >/dev/null &
+    [ -f "$CK/$arch-q$q.pt" ] && $PY -m nicviz.training.nic slim "$CK/$arch-q$q.pt" "$CK/$arch-mini-q$q.pt" >/dev/null &
   done
   wait
   # pairs of qualities per file: every file under the 16 MiB that comes back

@@ -16,10 +16,10 @@ PY=${PYTHON:-.venv/bin/python}
 NAME="$ARCH-mini"
 export OMP_NUM_THREADS=1
 mkdir -p "$DIR"
-$PY -m nicviz.train run --arch "$ARCH" --N 64 --quality 3 --steps "$Q3_STEPS" --lr 3e-4 --warmup 200 \
+$PY -m nicviz.training.nic run --arch "$ARCH" --N 64 --quality 3 --steps "$Q3_STEPS" --lr 3e-4 --warmup 200 \
   --ckpt "$DIR/$ARCH-q3.pt" --log-every 100
 for q in 1 2 4; do
-  $PY -m nicviz.train run --arch "$ARCH" --N 64 --quality $q --steps "$FT_STEPS" --lr 1e-4 --warmup 50 \
+  $PY -m nicviz.training.nic run --arch "$ARCH" --N 64 --quality $q --steps "$FT_STEPS" --lr 1e-4 --warmup 50 \
     --init-from "$DIR/$ARCH-q3.pt" --ckpt "$DIR/$ARCH-q$q.pt" --log-every 100 &
 done
 wait

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from nicviz.datasets import write_builtin_samples
 from nicviz.sweep import run_sweep
-from nicviz.tasks.plategen import write_plate_folder
+from nicviz.tasks.ocr.synthetic import write_plate_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120
@@ -195,17 +195,21 @@ def test_rate_distortion_page_shows_consistency(classify_root, results_root, tmp
 def test_compare_page_with_a_neural_codec():
     import streamlit as st
 
-    from nicviz.codecs import register_codec
+    from nicviz.codecs import register_codec, unregister_codec
     from nicviz.codecs.neural import NeuralCodec, RandomWeights
 
     register_codec("test-random-app", lambda: NeuralCodec(
         "test-random-app", "bmshj2018-factorized", RandomWeights("bmshj2018-factorized", seed=0), (1, 2)))
-    st.cache_data.clear()
-    at = page("pages/compare.py").run()
-    at.selectbox(key="a_codec").set_value("test-random-app").run()
-    assert not at.exception and not at.error
-    assert at.select_slider(key="a_quality").options == ["1", "2"]
-    row = metrics_row(at)
-    assert row["codec"] == "test-random-app" and row["rate_mode"] == "bitstream" and row["bytes"] > 0
-    at.select_slider(key="a_quality").set_value(1).run()
-    assert not at.exception and metrics_row(at)["quality"] == 1
+    try:
+        st.cache_data.clear()
+        at = page("pages/compare.py").run()
+        at.selectbox(key="a_codec").set_value("test-random-app").run()
+        assert not at.exception and not at.error
+        assert at.select_slider(key="a_quality").options == ["1", "2"]
+        row = metrics_row(at)
+        assert row["codec"] == "test-random-app" and row["rate_mode"] == "bitstream" and row["bytes"] > 0
+        at.select_slider(key="a_quality").set_value(1).run()
+        assert not at.exception and metrics_row(at)["quality"] == 1
+    finally:
+        unregister_codec("test-random-app")
+        st.cache_data.clear()

@@ -23,8 +23,8 @@ from nicviz.analysis import (
 from nicviz.cli import main
 from nicviz.codecs import get_codec
 from nicviz.datasets import builtin_sample
-from nicviz.tasks.classification import KerasClassifier, get_classifier
-from nicviz.tasks.isic import clean_train, holdout_split, labelled_folder
+from nicviz.tasks.classify.models import KerasClassifier, get_classifier
+from nicviz.training.isic import clean_train, holdout_split, labelled_folder
 
 
 def test_imagenet_classifier_stable_under_mild_compression():
@@ -159,7 +159,7 @@ def test_real_isic_cleaning_and_split(isic):
 
 
 def test_builtin_isic_classifier_scores(isic):
-    from nicviz.tasks.classification import MODELS_DIR
+    from nicviz.tasks.classify.models import MODELS_DIR
 
     if not (MODELS_DIR / "isic-effnet-lite0.pt").is_file():
         pytest.skip("built-in ISIC classifier not trained yet")

@@ -11,12 +11,18 @@ from imagefiles import encode, png16_rgb, png_bomb, write
 from PIL import Image
 
 from nicviz.cli import main
-from nicviz.codecs import register_codec
+from nicviz.codecs import register_codec, unregister_codec
 from nicviz.codecs.neural import NeuralCodec, RandomWeights
 from nicviz.datasets import write_builtin_samples
 
-register_codec("test-random", lambda: NeuralCodec(
-    "test-random", "bmshj2018-factorized", RandomWeights("bmshj2018-factorized", seed=0), (1, 2)))
+
+@pytest.fixture(autouse=True, scope="module")
+def random_neural_codec():
+    """A neural codec with random weights, registered for this module's tests only."""
+    register_codec("test-random", lambda: NeuralCodec(
+        "test-random", "bmshj2018-factorized", RandomWeights("bmshj2018-factorized", seed=0), (1, 2)))
+    yield
+    unregister_codec("test-random")
 
 JSON_KEYS = {"codec", "quality", "width", "height", "bytes", "bpp", "psnr", "ssim", "ms_ssim", "vif",
              "mse", "mae", "encode_s", "decode_s"}
@@ -179,5 +185,5 @@ def test_per_codec_quality_lists(tmp_path, capsys):
     assert sorted(df[df.codec == "jpeg"].quality) == [10, 20]
     assert sorted(df[df.codec == "jpeg2000"].quality) == [24, 28, 32]
     assert main(["sweep", str(folder), "--codec", "jpeg", "--quality", "webp=10", "--out", str(out)]) == 2
-    assert "not in --codec" in capsys.readouterr().err
+    assert "not among the chosen codecs" in capsys.readouterr().err
     assert main(["sweep", str(folder), "--codec", "jpeg", "--quality", "ten", "--out", str(out)]) == 2

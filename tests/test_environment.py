@@ -23,4 +23,4 @@ def test_pins():
     assert metadata.version("torch").startswith("2.14.1")
     assert metadata.version("compressai") == "1.2.8"
     assert int(metadata.version("numpy").split(".")[0]) < 2
-    assert not _installed("paddlepaddle"), "paddlepaddle belongs in its own environment (see nicviz.tasks.ocr)"
+    assert not _installed("paddlepaddle"), "paddlepaddle belongs in its own environment (see nicviz.tasks.ocr.engines)"

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from nicviz.analysis import compressai_json
 from nicviz.datasets import resolve_dataset
+from nicviz.paths import REFERENCE_DIR
 from nicviz.sweep import run_sweep
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "compressai-kodak" / "jpeg.json"
+REFERENCE = REFERENCE_DIR / "jpeg.json"  # the shipped copy of CompressAI's published curve
 
 
 def test_jpeg_matches_compressai_reference(kodak_dir, tmp_path):

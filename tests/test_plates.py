@@ -9,9 +9,9 @@ import pytest
 
 from nicviz.analysis import ocr_baseline, ocr_summary
 from nicviz.cli import main
-from nicviz.tasks.ocr import OcrError, OcrLine, PaddleOcrEngine, get_engine
-from nicviz.tasks.plategen import render_plate, write_plate_folder
-from nicviz.tasks.plates import cer, exact, exact_o0, normalize, read_labels, select_plate
+from nicviz.tasks.ocr.engines import OcrError, OcrLine, PaddleOcrEngine, get_engine
+from nicviz.tasks.ocr.plates import cer, exact, exact_o0, normalize, read_labels, select_plate
+from nicviz.tasks.ocr.synthetic import render_plate, write_plate_folder
 
 
 def line(text: str, x0: float, y0: float, x1: float, y1: float, conf: float = 0.9) -> OcrLine:
@@ -126,7 +126,7 @@ def test_rapidocr_makes_no_network_calls(monkeypatch):
 
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    from nicviz.tasks.ocr import RapidOcrEngine
+    from nicviz.tasks.ocr.engines import RapidOcrEngine
 
     lines = RapidOcrEngine().read(render_plate("XYZ7781", seed=5))
     assert select_plate(lines)[0] == "XYZ7781"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nicviz.datasets import write_builtin_samples
-from nicviz.train import build_parser, export_model, lr_at, train
+from nicviz.training.nic import build_parser, export_model, lr_at, train
 
 
 def _args(tmp_path, ckpt, steps, **kw):
@@ -82,7 +82,7 @@ def test_fine_tune_records_its_origin(tmp_path):
 
 
 def test_time_budget_sets_and_keeps_the_step_count(tmp_path):
-    from nicviz.train import CALIBRATION
+    from nicviz.training.nic import CALIBRATION
 
     ckpt = tmp_path / "b.pt"
     args = _args(tmp_path, ckpt, 5, time_budget=6)
@@ -106,7 +106,7 @@ def test_time_budget_sets_and_keeps_the_step_count(tmp_path):
 
 
 def test_slim_checkpoint_exports_like_the_full_one(tmp_path):
-    from nicviz.train import slim_checkpoint
+    from nicviz.training.nic import slim_checkpoint
 
     ckpt = tmp_path / "m.pt"
     train(_args(tmp_path, ckpt, 2))
@@ -122,7 +122,7 @@ def test_slim_checkpoint_exports_like_the_full_one(tmp_path):
 
 
 def test_divergence_stops_without_overwriting_the_checkpoint(tmp_path, monkeypatch, capsys):
-    import nicviz.train as nt
+    import nicviz.training.nic as nt
 
     ckpt = tmp_path / "m.pt"
     train(_args(tmp_path, ckpt, 2))
@@ -151,7 +151,7 @@ def test_divergence_stops_without_overwriting_the_checkpoint(tmp_path, monkeypat
 def test_export_cli_records_extra_metadata_and_refuses_bad_json(tmp_path, capsys):
     import json
 
-    from nicviz.train import main
+    from nicviz.training.nic import main
 
     ckpt = tmp_path / "m.pt"
     train(_args(tmp_path, ckpt, 1))
@@ -166,7 +166,7 @@ def test_export_cli_records_extra_metadata_and_refuses_bad_json(tmp_path, capsys
 def test_bad_checkpoint_files_are_one_line_errors(tmp_path, capsys, action):
     import pickle
 
-    from nicviz.train import main
+    from nicviz.training.nic import main
 
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint")

@@ -10,6 +10,7 @@ from nicviz.codecs.base import (
     get_codec,
     list_codecs,
     register_codec,
+    unregister_codec,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "get_codec",
     "list_codecs",
     "register_codec",
+    "unregister_codec",
 ]

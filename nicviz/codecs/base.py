@@ -8,11 +8,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nicviz.errors import NicvizError
+
 __all__ = [
     "Codec",
     "CodecError",
     "CodecUnavailable",
     "register_codec",
+    "unregister_codec",
     "get_codec",
     "list_codecs",
     "RATE_BITSTREAM",
@@ -25,7 +28,7 @@ RATE_BITSTREAM = "bitstream"
 RATE_ESTIMATED = "estimated"
 
 
-class CodecError(ValueError):
+class CodecError(NicvizError):
     """Bad use of a codec (unknown name, quality out of range, corrupt bitstream)."""
 
 
@@ -78,6 +81,15 @@ class Codec(ABC):
         if not ok:
             raise CodecUnavailable(f"{self.name} is unavailable: {why}")
 
+    def available_qualities(self) -> list[int]:
+        """The qualities a sweep uses by default: the scale's documented defaults, or for a
+        model family only the qualities whose weights are here."""
+        return list(self.scale.default)
+
+    def estimate(self, rgb: np.ndarray, quality: int) -> tuple[np.ndarray, float]:
+        """Reconstruction and estimated bits without a bitstream (``rate_mode`` estimated)."""
+        raise CodecError(f"{self.name} writes real bitstreams and estimates no rate")
+
     @abstractmethod
     def encode(self, rgb: np.ndarray, quality: int) -> bytes:
         """Compress ``rgb`` at ``quality``."""
@@ -94,6 +106,12 @@ _INSTANCES: dict[str, Codec] = {}
 def register_codec(name: str, factory: Callable[[], Codec]) -> None:
     """Register a codec factory under ``name`` (lower case with dashes)."""
     _REGISTRY[name] = factory
+
+
+def unregister_codec(name: str) -> None:
+    """Remove a registered codec (tests register stand-ins and take them away again)."""
+    _REGISTRY.pop(name, None)
+    _INSTANCES.pop(name, None)
 
 
 def get_codec(name: str) -> Codec:

@@ -81,7 +81,7 @@ def _attach(model, levels: int, channels: int, q_min: int = 1) -> None:
 def build_gained(arch: str, n: int, levels: int = len(LAMBDAS)):
     """A Cheng2020 model (``cheng2020-anchor`` or ``cheng2020-attn``, N channels) with
     ``levels`` gain pairs for qualities 1..levels."""
-    from nicviz.codecs.neural import import_compressai
+    from nicviz.codecs.weights import import_compressai
 
     import_compressai()
     from compressai.models import Cheng2020Anchor, Cheng2020Attention

@@ -39,6 +39,8 @@ from nicviz.codecs.base import (
     QualityScale,
     register_codec,
 )
+from nicviz.codecs.weights import import_compressai
+from nicviz.paths import MODELS_DIR
 
 __all__ = [
     "NeuralCodec",
@@ -152,17 +154,6 @@ def unpack_strings(data: bytes) -> NeuralStream:
     if quality == int(quality):
         quality = int(quality)
     return NeuralStream(quality, h, w, (s0, s1), strings, schedule)
-
-
-def import_compressai():
-    """Import CompressAI quietly (it warns about ``torch.jit.script`` on import)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        import compressai.zoo.image
-
-    return compressai
 
 
 class WeightSource(ABC):
@@ -292,22 +283,22 @@ class NeuralCodec(Codec):
     # -- tensors -------------------------------------------------------------------
     @staticmethod
     def _to_padded(rgb: np.ndarray):
+        """(1, 3, H, W) float tensor zero-padded to multiples of 64 (centred, as CompressAI's
+        evaluation does) and the ``unpad`` tuple that crops the reconstruction back."""
+        import torch
+        import torch.nn.functional as F
+        from compressai.ops import compute_padding
+
+        x = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255.0)[None]
+        pad, unpad = compute_padding(*rgb.shape[:2], min_div=_PAD)
+        return F.pad(x, pad, mode="constant", value=0), unpad
+
+    @staticmethod
+    def _to_rgb(x_hat, unpad: tuple[int, int, int, int]) -> np.ndarray:
         import torch
         import torch.nn.functional as F
 
-        x = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255.0)[None]
-        h, w = rgb.shape[:2]
-        H, W = math.ceil(h / _PAD) * _PAD, math.ceil(w / _PAD) * _PAD
-        left, top = (W - w) // 2, (H - h) // 2
-        x = F.pad(x, (left, W - w - left, top, H - h - top), mode="constant", value=0)
-        return x, (top, left)
-
-    @staticmethod
-    def _to_rgb(x_hat, h: int, w: int, offset: tuple[int, int]) -> np.ndarray:
-        import torch
-
-        top, left = offset
-        x = x_hat[0, :, top:top + h, left:left + w].clamp(0, 1).mul(255).round()
+        x = F.pad(x_hat, unpad)[0].clamp(0, 1).mul(255).round()
         return np.ascontiguousarray(x.permute(1, 2, 0).to(torch.uint8).numpy())
 
     # -- coding --------------------------------------------------------------------
@@ -325,11 +316,11 @@ class NeuralCodec(Codec):
             raise CodecError(f"{self.name} estimates bpp and writes no bitstream; use estimate()")
         model = self.model(quality)
         h, w = rgb.shape[:2]
-        x, offset = self._to_padded(rgb)
+        x, unpad = self._to_padded(rgb)
         if self.schedule == "wavefront" and wavefront.supports_wavefront(model):
             with torch.no_grad():
                 strings, shape, y_hat = wavefront.compress(model, x)
-                recon = self._to_rgb(model.g_s(y_hat), h, w, offset)
+                recon = self._to_rgb(model.g_s(y_hat), unpad)
             return pack_strings(quality, h, w, shape, strings, SCHEDULE_WAVEFRONT), recon
         with torch.no_grad():
             out = model.compress(x)
@@ -345,8 +336,9 @@ class NeuralCodec(Codec):
         stream = unpack_strings(data)
         h, w = stream.height, stream.width
         model = self.model(stream.quality)
-        H, W = math.ceil(h / _PAD) * _PAD, math.ceil(w / _PAD) * _PAD
-        offset = ((H - h) // 2, (W - w) // 2)
+        from compressai.ops import compute_padding
+
+        _, unpad = compute_padding(h, w, min_div=_PAD)
         try:
             with torch.no_grad():
                 if stream.schedule == SCHEDULE_WAVEFRONT:
@@ -359,19 +351,18 @@ class NeuralCodec(Codec):
             raise
         except Exception as exc:
             raise CodecError(f"{self.name}: cannot decode bitstream ({str(exc).splitlines()[0]})") from None
-        return self._to_rgb(x_hat, h, w, offset)
+        return self._to_rgb(x_hat, unpad)
 
     def estimate(self, rgb: np.ndarray, quality: int) -> tuple[np.ndarray, float]:
         """Forward pass: reconstruction and estimated bits (sum of -log2 likelihoods)."""
         import torch
 
         model = self.model(quality)
-        h, w = rgb.shape[:2]
-        x, offset = self._to_padded(rgb)
+        x, unpad = self._to_padded(rgb)
         with torch.no_grad():
             out = model(x)
         bits = sum(float(-torch.log2(lk).sum()) for lk in out["likelihoods"].values())
-        return self._to_rgb(out["x_hat"], h, w, offset), bits
+        return self._to_rgb(out["x_hat"], unpad), bits
 
 
 class ShippedWeights(WeightSource):
@@ -393,6 +384,10 @@ class ShippedWeights(WeightSource):
 
         return json.loads(self.path(quality).with_suffix(".json").read_text())
 
+    def shipped_qualities(self) -> tuple[int, ...]:
+        """Qualities with a model file and its metadata in the folder."""
+        return tuple(q for q in range(1, 9) if self.missing(q) is None)
+
     def missing(self, quality: int) -> str | None:
         p = self.path(quality)
         if p.is_file() and p.with_suffix(".json").is_file():
@@ -400,18 +395,17 @@ class ShippedWeights(WeightSource):
         return f"{p.name} is not shipped in this version (train it with `nicviz train`)"
 
     def build(self, quality: int):
-        import torch
 
         import_compressai()
         from compressai.zoo.image import model_architectures
 
         path = self.path(quality)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        return model_architectures[self.arch].from_state_dict(state)
+        try:
+            return model_architectures[self.arch].from_state_dict(weights.load_state_dict(path))
+        except Exception as exc:  # noqa: BLE001 - a damaged file: torch raises many kinds
+            raise CodecUnavailable(f"{path.name}: cannot load model ({str(exc).splitlines()[0]})") from None
 
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 #: nicviz's own compact models: codec name -> architecture.
 MINI_MODELS = {"cheng2020-anchor-mini": "cheng2020-anchor", "cheng2020-attn-mini": "cheng2020-attn"}
 
@@ -419,7 +413,7 @@ MINI_MODELS = {"cheng2020-anchor-mini": "cheng2020-anchor", "cheng2020-attn-mini
 def _register_mini() -> None:
     for name, arch in MINI_MODELS.items():
         register_codec(name, lambda n=name, a=arch: NeuralCodec(
-            n, a, ShippedWeights(n, a), tuple(range(1, 7)),
+            n, a, ShippedWeights(n, a), ShippedWeights(n, a).shipped_qualities() or (1,),
             description=f"{a}, compact model trained by nicviz (not CompressAI's official weights)"))
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from nicviz.codecs.base import CodecError
+
 __all__ = [
     "official_url",
     "official_filename",
@@ -24,19 +26,29 @@ __all__ = [
     "find_official",
     "download_official",
     "load_state_dict",
+    "import_compressai",
 ]
 
 
-def official_url(arch: str, quality: int, metric: str = "mse") -> str:
-    from nicviz.codecs.neural import import_compressai
+def import_compressai():
+    """Import CompressAI quietly (it warns about ``torch.jit.script`` on import)."""
+    import warnings
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import compressai.zoo.image
+
+    return compressai
+
+
+def official_url(arch: str, quality: int, metric: str = "mse") -> str:
     import_compressai()
     from compressai.zoo.image import model_urls
 
     try:
         return model_urls[arch][metric][quality]
     except KeyError:
-        raise KeyError(f"CompressAI publishes no {metric} weights for {arch} quality {quality}") from None
+        raise CodecError(f"CompressAI publishes no {metric} weights for {arch} quality {quality}") from None
 
 
 def official_filename(arch: str, quality: int, metric: str = "mse") -> str:
@@ -71,7 +83,13 @@ def download_official(arch: str, quality: int, metric: str = "mse") -> Path:
     url = official_url(arch, quality, metric)
     target = Path(torch.hub.get_dir()) / "checkpoints" / official_filename(arch, quality, metric)
     target.parent.mkdir(parents=True, exist_ok=True)
-    torch.hub.download_url_to_file(url, str(target), hash_prefix=None, progress=True)
+    # CompressAI's file names end in the first hex digits of the file's SHA-256
+    match = torch.hub.HASH_REGEX.search(target.name)
+    try:
+        torch.hub.download_url_to_file(url, str(target), hash_prefix=match.group(1) if match else None,
+                                       progress=True)
+    except RuntimeError as exc:  # torch: "invalid hash value (expected ..., got ...)"
+        raise CodecError(f"{target.name}: download does not match its published hash ({exc})") from None
     return target
 
 
@@ -83,5 +101,5 @@ def load_state_dict(path: Path) -> dict:
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
-        raise ValueError(f"{path}: not a state dict")
+        raise CodecError(f"{path}: not a state dict")
     return {k: v.float() if v.is_floating_point() else v for k, v in obj.items()}

@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from nicviz.datasets import Dataset
+from nicviz.errors import NicvizError
 
 __all__ = ["TaskRunner", "get_task", "TASKS"]
 
@@ -31,13 +32,13 @@ class TaskRunner(Protocol):
 
 
 def _ocr(engine: str | None = None):
-    from nicviz.tasks.plate_task import PlateOcrTask
+    from nicviz.tasks.ocr.runner import PlateOcrTask
 
     return PlateOcrTask(engine or "rapidocr")
 
 
 def _classify(spec: str | None = None):
-    from nicviz.tasks.classify_task import DEFAULT_CLASSIFIER, ClassifyTask
+    from nicviz.tasks.classify.runner import DEFAULT_CLASSIFIER, ClassifyTask
 
     return ClassifyTask(spec or DEFAULT_CLASSIFIER)
 
@@ -51,7 +52,7 @@ def get_task(name: str) -> TaskRunner:
     ``classify:<classifier>``."""
     base, _, arg = name.partition(":")
     if base not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose from rd, ocr, classify[:<classifier>]")
+        raise NicvizError(f"unknown task {name!r}; choose from rd, ocr, classify[:<classifier>]")
     if name not in _CACHE:
         _CACHE[name] = TASKS[base](arg) if arg else TASKS[base]()
     return _CACHE[name]

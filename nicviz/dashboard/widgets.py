@@ -9,12 +9,13 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from nicviz.codecs import CodecError, get_codec, list_codecs
+from nicviz.codecs import RATE_ESTIMATED, CodecError, get_codec, list_codecs
 from nicviz.datasets import KNOWN_DATASETS, DatasetError, builtin_sample, data_root, resolve_dataset
+from nicviz.errors import NicvizError
 from nicviz.evaluate import evaluate
 from nicviz.images import ImageError, load_image, to_png_bytes
 
-__all__ = ["png_later", "comparison", "error_maps", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+__all__ = ["result_frames", "results_meta", "png_later", "comparison", "error_maps", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
            "load_upload", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
            "classifier", "classify"]
 
@@ -30,11 +31,38 @@ def available_codecs() -> list[str]:
     out = []
     for name in list_codecs():
         c = get_codec(name)
-        if c.rate_mode == "estimated":
+        if c.rate_mode == RATE_ESTIMATED:
             continue
         if c.available:
             out.append(name)
     return out
+
+
+def result_frames(task: str) -> dict[str, tuple]:
+    """Every readable results file of ``task`` below the results folder, by its name
+    relative to that folder: ``{name: (path, DataFrame)}``; unreadable files are left out."""
+    from nicviz.paths import results_dir
+    from nicviz.results import list_result_files
+
+    out = {}
+    for p in list_result_files(task):
+        try:
+            out[str(p.relative_to(results_dir()))] = (p, load_results(str(p), p.stat().st_mtime))
+        except (NicvizError, OSError):
+            continue
+    return out
+
+
+def results_meta(path) -> dict:
+    """The metadata beside a results file (``{}`` when there is none or it is unreadable)."""
+    import json
+
+    from nicviz.results import meta_path
+
+    try:
+        return json.loads(meta_path(path).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 @st.cache_resource(show_spinner=False)
@@ -103,7 +131,7 @@ def load_results(path: str, mtime: float):
 @st.cache_resource(show_spinner=False)
 def ocr_engine():
     """The built-in OCR engine, loaded once per server process."""
-    from nicviz.tasks.ocr import get_engine
+    from nicviz.tasks.ocr.engines import get_engine
 
     return get_engine("rapidocr")
 
@@ -113,14 +141,14 @@ def demo_plate_folder() -> str:
     """Generated plates with known text (``labels.csv``) for the demo without a data folder."""
     import tempfile
 
-    from nicviz.tasks.plategen import write_plate_folder
+    from nicviz.tasks.ocr.synthetic import write_plate_folder
 
     return str(write_plate_folder(tempfile.mkdtemp(prefix="nicviz-plates-"), count=12, seed=7))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def read_plate(rgb: np.ndarray) -> tuple[str, float]:
-    from nicviz.tasks.plates import select_plate
+    from nicviz.tasks.ocr.plates import select_plate
 
     return select_plate(ocr_engine().read(rgb))
 
@@ -128,7 +156,7 @@ def read_plate(rgb: np.ndarray) -> tuple[str, float]:
 @st.cache_resource(show_spinner=False)
 def classifier(spec: str = "isic-effnet-lite0"):
     """A classifier loaded once per server process (``None`` and a message when missing)."""
-    from nicviz.tasks.classification import get_classifier
+    from nicviz.tasks.classify.models import get_classifier
 
     try:
         return get_classifier(spec), None
@@ -195,9 +223,8 @@ def quality_picker(codec: str, label: str, key: str, container=st, default_index
     """A quality widget on the codec's scale: a slider for classical codecs, the qualities
     that are actually available for neural ones."""
     c = get_codec(codec)
-    avail = getattr(c, "available_qualities", None)
-    if avail is not None:
-        options = avail() or list(c.scale.default)
+    if c.family == "neural":
+        options = c.available_qualities() or list(c.scale.default)
         idx = len(options) // 2 if default_index is None else min(default_index, len(options) - 1)
         return int(container.select_slider(f"{label} ({c.scale.meaning})", options=options, value=options[idx],
                                            key=key))

@@ -13,7 +13,7 @@ import json
 import numpy as np
 
 from nicviz.datasets import Dataset
-from nicviz.tasks.classification import get_classifier
+from nicviz.tasks.classify.models import get_classifier
 
 __all__ = ["ClassifyTask", "DEFAULT_CLASSIFIER"]
 

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nicviz.errors import NicvizError
+
 __all__ = ["OcrLine", "OcrEngine", "OcrError", "RapidOcrEngine", "PaddleOcrEngine", "get_engine", "ENGINES"]
 
 
-class OcrError(RuntimeError):
+class OcrError(NicvizError, RuntimeError):
     """An OCR engine that cannot run; the message says how to fix it."""
 
 
@@ -125,6 +127,7 @@ class RapidOcrEngine(OcrEngine):
 
 _PADDLE_SCRIPT = r"""
 import json, sys
+from nicviz.errors import NicvizError
 args = json.loads(sys.argv[1])
 try:
     from paddleocr import PaddleOCR

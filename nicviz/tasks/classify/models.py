@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nicviz.errors import NicvizError
+from nicviz.paths import MODELS_DIR
+
 __all__ = ["Classifier", "EffNetLiteClassifier", "KerasClassifier", "get_classifier", "PREPROCESS",
            "imagenet_classes", "MODELS_DIR"]
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 #: Named preprocessing rules: uint8 RGB (0..255, float) -> model input.
 PREPROCESS = {
@@ -113,13 +115,13 @@ class KerasClassifier(Classifier):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such Keras model file")
         if path.suffix.lower() not in (".h5", ".keras"):
-            raise ValueError(f"{path}: Keras models must end in .h5 or .keras")
+            raise NicvizError(f"{path}: Keras models must end in .h5 or .keras")
         sidecar = path.with_suffix(".json")
         meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
         classes = classes or meta.get("classes")
         preprocess = preprocess or meta.get("preprocess", "scale01")
         if preprocess not in PREPROCESS:
-            raise ValueError(f"unknown preprocessing {preprocess!r}; choose from {', '.join(PREPROCESS)}")
+            raise NicvizError(f"unknown preprocessing {preprocess!r}; choose from {', '.join(PREPROCESS)}")
         try:
             import keras
         except ImportError as exc:
@@ -127,17 +129,17 @@ class KerasClassifier(Classifier):
         try:
             self.model = keras.models.load_model(str(path), compile=False, safe_mode=True)
         except Exception as exc:  # keras raises many types for bad files
-            raise ValueError(f"{path}: cannot load Keras model ({str(exc).splitlines()[0]})") from None
+            raise NicvizError(f"{path}: cannot load Keras model ({str(exc).splitlines()[0]})") from None
         shape = self.model.input_shape
         if isinstance(shape, list):
             shape = shape[0]
         if len(shape) != 4 or shape[-1] != 3 or shape[1] is None:
-            raise ValueError(f"{path}: expected an input of shape (None, H, W, 3), got {shape}")
+            raise NicvizError(f"{path}: expected an input of shape (None, H, W, 3), got {shape}")
         self.input_size = (int(shape[1]), int(shape[2]))
         n_out = int(self.model.output_shape[-1])
         self.classes = list(classes) if classes else [str(i) for i in range(n_out)]
         if len(self.classes) != n_out:
-            raise ValueError(f"{path}: {len(self.classes)} class names for {n_out} outputs")
+            raise NicvizError(f"{path}: {len(self.classes)} class names for {n_out} outputs")
         self.name = f"keras:{path.name}"
         self.preprocess = preprocess
 
@@ -162,7 +164,7 @@ def _builtin_isic() -> Classifier:
     meta_file = MODELS_DIR / "isic-effnet-lite0.json"
     if not weights.is_file() or not meta_file.is_file():
         raise FileNotFoundError(f"built-in ISIC classifier missing ({weights}); train it with "
-                                "python -m nicviz.train_classifier")
+                                "python -m nicviz.training.classifier")
     meta = json.loads(meta_file.read_text())
     state = torch.load(weights, map_location="cpu", weights_only=True)
     return EffNetLiteClassifier("isic-effnet-lite0", state, meta["classes"], int(meta["input_size"]))
@@ -179,6 +181,6 @@ def get_classifier(spec: str) -> Classifier:
             elif spec.startswith("keras:"):
                 _CACHE[spec] = KerasClassifier(spec.removeprefix("keras:"))
             else:
-                raise ValueError(f"unknown classifier {spec!r}; use isic-effnet-lite0, imagenet-effnet-lite0 "
+                raise NicvizError(f"unknown classifier {spec!r}; use isic-effnet-lite0, imagenet-effnet-lite0 "
                                  "or keras:<path to .h5/.keras>")
         return _CACHE[spec]

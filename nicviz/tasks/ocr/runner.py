@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from nicviz.datasets import Dataset
-from nicviz.tasks.ocr import get_engine
-from nicviz.tasks.plates import cer, exact, exact_o0, read_labels, select_plate
+from nicviz.tasks.ocr.engines import get_engine
+from nicviz.tasks.ocr.plates import cer, exact, exact_o0, read_labels, select_plate
 
 __all__ = ["PlateOcrTask", "OCR_COLUMNS"]
 

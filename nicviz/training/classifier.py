@@ -1,9 +1,9 @@
 """Fine-tune the built-in dermoscopy classifier: ImageNet EfficientNet-Lite0 -> 9 ISIC classes.
 
-``python -m nicviz.train_classifier [--isic DIR] [--epochs 8] [--out nicviz/models/isic-effnet-lite0.pt]``
+``python -m nicviz.training.classifier [--isic DIR] [--epochs 8] [--out nicviz/models/isic-effnet-lite0.pt]``
 
 The training set is cleaned with ``duplicates.csv`` and a stratified 15 % is held out
-with a fixed seed (see :mod:`nicviz.tasks.isic`); the held-out part and ``isic/test``
+with a fixed seed (see :mod:`nicviz.training.isic`); the held-out part and ``isic/test``
 are only evaluated, never trained on, and no epoch is chosen by them (the last epoch
 is shipped). Augmentation: flips, 90-degree turns, random resized crops, brightness
 and contrast jitter. Class-weighted cross-entropy (inverse square root of frequency)
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from collections import Counter
@@ -25,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from nicviz.images import load_image
-from nicviz.tasks.classification import MODELS_DIR, PREPROCESS, build_effnet_lite0, imagenet_lite0_state
-from nicviz.tasks.isic import ISIC_CLASSES, LabelledImage, clean_train, holdout_split, labelled_folder
+from nicviz.paths import atomic_write
+from nicviz.tasks.classify.models import MODELS_DIR, PREPROCESS, build_effnet_lite0, imagenet_lite0_state
+from nicviz.training.isic import ISIC_CLASSES, LabelledImage, clean_train, holdout_split, labelled_folder
 
 __all__ = ["main", "evaluate_classifier", "classification_scores"]
 
@@ -88,7 +88,7 @@ def evaluate_classifier(model, xs: np.ndarray, ys: np.ndarray, batch: int = 64) 
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    p = argparse.ArgumentParser(prog="python -m nicviz.train_classifier", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m nicviz.training.classifier", description=__doc__.splitlines()[0])
     p.add_argument("--isic", help="ISIC 9-class root (default <data root>/isic)")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch", type=int, default=32)
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     if args.isic is None:
-        from nicviz.datasets import data_root
+        from nicviz.paths import data_root
 
         root = data_root()
         if root is None:
@@ -163,11 +163,10 @@ def main(argv: list[str] | None = None) -> int:
                "seconds": time.perf_counter() - t0}
         history.append(rec)
         print(json.dumps(rec), file=sys.stderr, flush=True)
-        tmp = ckpt.with_name(ckpt.name + ".tmp")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "rng": json.dumps(rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
-                    "epoch": epoch, "history": json.dumps(history)}, tmp)
-        os.replace(tmp, ckpt)
+        state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                 "rng": json.dumps(rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
+                 "epoch": epoch, "history": json.dumps(history)}
+        atomic_write(ckpt, lambda tmp, s=state: torch.save(s, tmp))
     held = evaluate_classifier(model, xh, yh)
     test = evaluate_classifier(model, xt, yt)
     out = Path(args.out)

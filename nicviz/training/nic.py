@@ -1,6 +1,6 @@
 """Train compact Cheng2020 models (CompressAI architectures) for nicviz.
 
-``nicviz train ...`` / ``python -m nicviz.train ...``. Rate-distortion loss
+``nicviz train ...`` / ``python -m nicviz.training.nic ...``. Rate-distortion loss
 ``lambda * 255^2 * MSE + bpp`` with the entropy bottleneck's auxiliary loss on its own
 optimizer, random crops and flips, gradient clipping, warm-up then cosine decay.
 
@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nicviz.errors import NicvizError
+
 __all__ = ["LAMBDAS", "TrainingDiverged", "main", "train", "rd_forward", "export_model", "slim_checkpoint", "load_checkpoint", "CropSampler"]
 
 #: CompressAI's MSE lambdas per quality.
@@ -49,7 +51,7 @@ def build_training_model(arch: str, n: int, levels: int = 0):
 
 
 def build_model(arch: str, n: int):
-    from nicviz.codecs.neural import import_compressai
+    from nicviz.codecs.weights import import_compressai
 
     import_compressai()
     from compressai.models import Cheng2020Anchor, Cheng2020Attention
@@ -171,9 +173,9 @@ def load_checkpoint(path: str | os.PathLike, need: tuple[str, ...] = ("model", "
 def _save_atomic(obj: dict, path: Path) -> None:
     import torch
 
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from nicviz.paths import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _split_params(model):
@@ -182,7 +184,7 @@ def _split_params(model):
     return main, aux
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(NicvizError):
     """The loss became NaN or infinite; the checkpoint on disk is left as it was."""
 
 
@@ -519,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f)
             return 0
         if args.data is None:
-            from nicviz.datasets import data_root
+            from nicviz.paths import data_root
 
             root = data_root()
             if root is None:

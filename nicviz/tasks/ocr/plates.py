@@ -28,7 +28,8 @@ from pathlib import Path
 
 from rapidfuzz.distance import Levenshtein
 
-from nicviz.tasks.ocr import OcrLine
+from nicviz.errors import NicvizError
+from nicviz.tasks.ocr.engines import OcrLine
 
 __all__ = ["normalize", "select_plate", "cer", "exact", "exact_o0", "read_labels", "diff_html", "US_STATES", "MONTHS"]
 
@@ -79,7 +80,7 @@ def cer(read: str, label: str) -> float:
     """Character error rate: Levenshtein distance / label length (0 is perfect)."""
     label = normalize(label)
     if not label:
-        raise ValueError("empty label")
+        raise NicvizError("empty label")
     return Levenshtein.distance(normalize(read), label) / len(label)
 
 
@@ -99,7 +100,7 @@ def read_labels(folder: Path) -> dict[str, str]:
             with cand.open(newline="", encoding="utf-8") as fh:
                 reader = csv.DictReader(fh)
                 if not reader.fieldnames or not {"file", "text"} <= set(reader.fieldnames):
-                    raise ValueError(f"{cand}: needs the columns file,text")
+                    raise NicvizError(f"{cand}: needs the columns file,text")
                 return {row["file"]: normalize(row["text"]) for row in reader}
     raise FileNotFoundError(f"no labels.csv (file,text) in {folder} or its parent")
 

@@ -1,0 +1,99 @@
+"""Classification under compression: accuracy drop with bootstrap intervals, McNemar's
+test, per-class recall, confusion matrices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from nicviz.analysis.ocr import as_bool
+
+__all__ = ["mcnemar_exact", "bootstrap_drop_ci", "classification_summary", "per_class_recall", "confusion",
+           "bpp_where_drop_exceeds"]
+
+
+def mcnemar_exact(correct_ref: np.ndarray, correct: np.ndarray) -> float:
+    """McNemar's exact test (two-sided binomial test on the discordant pairs).
+
+    McNemar, Psychometrika 12(2), 1947; exact form as in Edwards (1948).
+    Returns 1.0 when no image changed outcome.
+    """
+    from scipy.stats import binomtest
+
+    a = np.asarray(correct_ref, dtype=bool)
+    b = np.asarray(correct, dtype=bool)
+    lost, gained = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    if lost + gained == 0:
+        return 1.0
+    return float(binomtest(min(lost, gained), lost + gained, 0.5).pvalue)
+
+
+def bootstrap_drop_ci(correct_ref: np.ndarray, correct: np.ndarray, n_boot: int = 2000, seed: int = 0,
+                      level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of the accuracy drop (reference minus compressed, in points),
+    resampling images with their paired outcomes."""
+    a = np.asarray(correct_ref, dtype=float)
+    b = np.asarray(correct, dtype=float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), size=(n_boot, len(a)))
+    drops = 100 * (a[idx].mean(axis=1) - b[idx].mean(axis=1))
+    lo, hi = np.percentile(drops, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def _bools(s: pd.Series) -> np.ndarray:
+    return as_bool(s).astype(float).to_numpy() == 1.0
+
+
+def classification_summary(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per codec and quality: accuracy (compressed and uncompressed), accuracy drop in points
+    with its 95 % bootstrap CI, McNemar's exact p, macro-F1, Cohen's kappa, prediction flip
+    rate, top-5 overlap and mean confidence change. Unlabelled rows give consistency only."""
+    from sklearn.metrics import cohen_kappa_score, f1_score
+
+    rows = []
+    for (codec, quality), g in df.groupby(["codec", "quality"]):
+        rec = {"codec": codec, "quality": quality, "images": int(g["image"].nunique()), "bpp": g["bpp"].mean(),
+               "flips": int(as_bool(g["flip"]).astype(float).sum()),
+               "flip_rate": float(as_bool(g["flip"]).astype(float).mean()),
+               "top5_overlap": float(g["top5_overlap"].astype(float).mean()),
+               "confidence_change": float(g["confidence_change"].astype(float).mean())}
+        if "psnr" in g:
+            rec["psnr"] = g["psnr"].mean()
+        labelled = g[g["label"].notna()] if "label" in g else g.iloc[0:0]
+        if len(labelled):
+            c, c_ref = _bools(labelled["correct"]), _bools(labelled["correct_ref"])
+            y = labelled["label"].astype(str)
+            rec.update({
+                "accuracy": 100 * c.mean(), "accuracy_ref": 100 * c_ref.mean(),
+                "drop": 100 * (c_ref.mean() - c.mean()),
+                "macro_f1": f1_score(y, labelled["pred"].astype(str), average="macro", labels=sorted(y.unique()),
+                                     zero_division=0),
+                "kappa": cohen_kappa_score(y, labelled["pred"].astype(str)),
+                "mcnemar_p": mcnemar_exact(c_ref, c),
+            })
+            rec["drop_lo"], rec["drop_hi"] = bootstrap_drop_ci(c_ref, c, n_boot, seed)
+        rows.append(rec)
+    return pd.DataFrame(rows).sort_values(["codec", "quality"]).reset_index(drop=True)
+
+
+def per_class_recall(df: pd.DataFrame, pred_col: str = "pred") -> pd.Series:
+    """Recall per true class (share of each class's images predicted as that class)."""
+    d = df[df["label"].notna()]
+    return (d[pred_col].astype(str) == d["label"].astype(str)).groupby(d["label"].astype(str)).mean()
+
+
+def confusion(df: pd.DataFrame, pred_col: str = "pred") -> pd.DataFrame:
+    """Confusion matrix: rows are true classes, columns predicted classes (counts)."""
+    d = df[df["label"].notna()]
+    return pd.crosstab(d["label"].astype(str), d[pred_col].astype(str), rownames=["true"], colnames=["predicted"])
+
+
+def bpp_where_drop_exceeds(summary: pd.DataFrame, points: float = 5.0) -> dict[str, float | None]:
+    """Per codec, the highest measured bpp at which the accuracy drop exceeds ``points``
+    (``None`` when it never does): below that rate the codec costs more than ``points``."""
+    out: dict[str, float | None] = {}
+    for codec, g in summary.groupby("codec"):
+        bad = g[g["drop"] > points] if "drop" in g else g.iloc[0:0]
+        out[codec] = float(bad["bpp"].max()) if len(bad) else None
+    return out

@@ -1,0 +1,73 @@
+"""Where nicviz finds things: the data root, shipped models and reference curves, the
+results folder, and atomic file writes. Works from a checkout and from an installed wheel.
+
+- data root: ``--data`` (explicit), else ``$NICVIZ_DATA``, else ``shared/data`` beside
+  the checkout (``<checkout>/../shared/data``) when it exists, else none;
+- results: ``$NICVIZ_RESULTS``, else ``<checkout>/results`` in a checkout, else
+  ``./results`` (the current folder) in an installed package;
+- shipped models and CompressAI's published curves live inside the package.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["PACKAGE_DIR", "MODELS_DIR", "REFERENCE_DIR", "checkout_root", "data_root", "results_dir",
+           "atomic_write", "atomic_write_bytes", "atomic_write_text"]
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: nicviz's own trained models (float16 state dicts with metadata JSON)
+MODELS_DIR = PACKAGE_DIR / "models"
+#: shipped copy of CompressAI's published Kodak curves
+REFERENCE_DIR = PACKAGE_DIR / "reference_data" / "compressai-kodak"
+
+
+def checkout_root() -> Path | None:
+    """The source checkout nicviz runs from, or ``None`` for an installed package."""
+    root = PACKAGE_DIR.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "nicviz").is_dir() else None
+
+
+def data_root(explicit: str | os.PathLike | None = None) -> Path | None:
+    """The data root folder, or ``None`` when none is configured or present."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("NICVIZ_DATA")
+    if env:
+        return Path(env).expanduser()
+    root = checkout_root()
+    default = root.parent / "shared" / "data" if root else None
+    return default if default is not None and default.is_dir() else None
+
+
+def results_dir() -> Path:
+    """Precomputed and user results (see the module docstring)."""
+    env = os.environ.get("NICVIZ_RESULTS")
+    if env:
+        return Path(env).expanduser()
+    root = checkout_root()
+    return root / "results" if root else Path.cwd() / "results"
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over
+    ``path``: readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return atomic_write(path, lambda p: p.write_bytes(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda p: p.write_text(text))
