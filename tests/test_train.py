@@ -135,17 +135,40 @@ def test_divergence_stops_without_overwriting_the_checkpoint(tmp_path, monkeypat
     real = nt.rd_loss
     monkeypatch.setattr(nt, "rd_loss", nan_loss)
     with pytest.raises(nt.TrainingDiverged, match="not finite"):
-        train(_args(tmp_path, ckpt, 6))
+        train(_args(tmp_path, ckpt, 2 + nt.MAX_SKIPS + 2))
     after = torch.load(ckpt, weights_only=True)
     assert after["step"] == 2
     for k, v in good["model"].items():
         assert torch.equal(v, after["model"][k]), k
     # through the command line: one line, exit 2
     data = write_builtin_samples(tmp_path / "imgs", ("chelsea", "coffee")).root
-    rc = nt.main(["run", "--N", "16", "--patch", "64", "--batch", "2", "--steps", "6", "--data", str(data),
+    rc = nt.main(["run", "--N", "16", "--patch", "64", "--batch", "2", "--steps", "12", "--data", str(data),
                   "--ckpt", str(ckpt), "--log-every", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("nicviz train: error:") and "diverged" in err[-1]
+
+
+def test_one_bad_batch_is_skipped_and_training_goes_on(tmp_path, monkeypatch):
+    import csv
+
+    import nicviz.training.nic as nt
+
+    calls = {"n": 0}
+    real = nt.rd_loss
+
+    def one_nan(x, x_hat, likelihoods, lmbda):
+        loss, bpp, mse = real(x, x_hat, likelihoods, lmbda)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] == 2 else loss), bpp, mse
+
+    monkeypatch.setattr(nt, "rd_loss", one_nan)
+    ckpt = tmp_path / "m.pt"
+    args = _args(tmp_path, ckpt, 4)
+    train(args)
+    state = torch.load(ckpt, weights_only=True)
+    assert state["step"] == 4 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    rows = list(csv.DictReader(open(str(ckpt) + ".log.csv")))
+    assert rows[-1]["skipped"] == "1"
 
 
 def test_export_cli_records_extra_metadata_and_refuses_bad_json(tmp_path, capsys):
@@ -186,3 +209,54 @@ def test_bad_checkpoint_files_are_one_line_errors(tmp_path, capsys, action):
         assert "code ran" not in captured.out
         lines = captured.err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("nicviz train: error:") and words in lines[0], lines
+
+
+def test_variable_rate_bf16_channels_last_run_exports_a_model_that_codes_every_quality(tmp_path, astronaut):
+    """The exact combination the background runs use: gain units, bf16 autocast, channels-last."""
+    import json
+
+    from nicviz.codecs import wavefront
+    from nicviz.codecs.gained import gained_from_state_dict
+
+    ckpt = tmp_path / "vr.pt"
+    train(_args(tmp_path, ckpt, 3, levels=3, precision="bf16"))
+    args = _args(tmp_path, ckpt, 5, levels=3, precision="bf16")
+    args.channels_last = True
+    train(args)  # resumes at step 3
+    state = torch.load(ckpt, weights_only=True)
+    assert state["step"] == 5 and state["model"]["log_gain"].shape == (3, 16)
+    out = export_model(ckpt, tmp_path / "vr-export.pt")
+    meta = json.loads((tmp_path / "vr-export.json").read_text())
+    assert meta["qualities"] == [1, 3] and meta["precision"] == "bf16" and "Cui" in meta["variable_rate"]
+    model = gained_from_state_dict("cheng2020-anchor", torch.load(out, weights_only=True)).float().eval()
+    x = torch.from_numpy(astronaut[:64, :64].copy()).permute(2, 0, 1)[None].float() / 255
+    for q in (1, 2.5, 3):
+        model.set_quality(q)
+        strings, shape, y_hat = wavefront.compress(model, x)
+        assert torch.equal(wavefront.decompress(model, strings, shape), model.g_s(y_hat).clamp_(0, 1))
+
+
+def test_gain_interpolation_is_geometric_and_rates_order():
+    from nicviz.codecs.gained import build_gained, lambda_for
+
+    assert lambda_for(3) == 0.0067 and lambda_for(8) == 0.18
+    assert lambda_for(2.5) == pytest.approx((0.0035 * 0.0067) ** 0.5)
+    with pytest.raises(ValueError, match="outside"):
+        lambda_for(8.5)
+    torch.manual_seed(0)
+    model = build_gained("cheng2020-anchor", 16, 3).eval()
+    with torch.no_grad():
+        model.log_gain.copy_(torch.log(torch.tensor([1.0, 16.0, 256.0]))[:, None].expand(3, 16))
+    model.update(force=True)
+    model.set_quality(2.5)
+    assert torch.allclose(model._gain.flatten(), torch.full((16,), 64.0))
+    with pytest.raises(ValueError, match="outside"):
+        model.set_quality(3.5)
+    x = torch.rand(1, 3, 128, 128)
+    bits = []
+    for q in (1, 1.5, 2, 2.5, 3):
+        model.set_quality(q)
+        with torch.no_grad():
+            out = model(x)
+        bits.append(float(sum(-torch.log2(v).sum() for v in out["likelihoods"].values())))
+    assert bits == sorted(bits) and bits[-1] > 2 * bits[0], bits  # finer steps, more bits

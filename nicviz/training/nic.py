@@ -39,6 +39,8 @@ LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483}
 ARCHS = ("cheng2020-anchor", "cheng2020-attn")
 #: Steps timed to size a ``--time-budget`` run: from the first to the second.
 CALIBRATION = (10, 40)
+#: Non-finite steps in a row that stop a run as diverged (isolated ones are skipped).
+MAX_SKIPS = 5
 
 
 def build_training_model(arch: str, n: int, levels: int = 0):
@@ -274,12 +276,13 @@ def train(args: argparse.Namespace) -> dict:
     log = log_path.open("a", newline="")
     writer = csv.writer(log)
     if new_log:
-        writer.writerow(["step", "lr", "loss", "bpp", "mse", "psnr", "aux", "seconds"])
+        writer.writerow(["step", "lr", "loss", "bpp", "mse", "psnr", "aux", "seconds", "skipped"])
     model.train()
     last_save = time.monotonic()
     t0 = time.perf_counter()
     acc = torch.zeros(4, dtype=torch.float64, device=device)  # loss, bpp, mse, aux: summed on the device
     n_acc = 0
+    skipped = run_of_skips = 0
     record: dict = {}
 
     budget = float(getattr(args, "time_budget", 0) or 0)
@@ -335,17 +338,33 @@ def train(args: argparse.Namespace) -> dict:
         x_hat, lks = rd_forward(model, x, precision)
         loss, bpp, mse = rd_loss(x, x_hat, lks, step_lmbda)
         loss.backward()
-        if args.clip > 0:
-            torch.nn.utils.clip_grad_norm_(main_params, args.clip)
-        opt.step()
+        grad_norm = torch.nn.utils.clip_grad_norm_(main_params, args.clip if args.clip > 0 else float("inf"))
         aux = model.aux_loss()
+        if not (torch.isfinite(loss) and torch.isfinite(grad_norm) and torch.isfinite(aux)):
+            # one bad batch (as mixed-precision loss scaling does): skip it, keep the weights;
+            # MAX_SKIPS in a row means the weights themselves went bad: stop
+            skipped += 1
+            run_of_skips += 1
+            print(f"step {step}: non-finite {'loss' if not torch.isfinite(loss) else 'gradient' if not torch.isfinite(grad_norm) else 'aux loss'}"
+                  f" (bpp {float(bpp):.4g}, mse {float(mse):.4g}): step skipped", file=sys.stderr, flush=True)
+            if run_of_skips >= MAX_SKIPS:
+                log.close()
+                raise TrainingDiverged(
+                    f"the loss is not finite by step {step} (lr {lr:.3g}, {run_of_skips} steps in a row): training "
+                    f"diverged; {ckpt} keeps its last finite state; rerun with a lower --lr or longer --warmup")
+            opt.zero_grad(set_to_none=True)
+            aux_opt.zero_grad(set_to_none=True)
+            step += 1
+            continue
+        run_of_skips = 0
+        opt.step()
         aux.backward()
         aux_opt.step()
         step += 1
         acc += torch.stack([loss.detach(), bpp.detach(), mse.detach(), aux.detach()]).double()
         n_acc += 1
         if step % args.log_every == 0 or step == args.steps:
-            mean_loss, mean_bpp, m, mean_aux = (acc / n_acc).tolist()
+            mean_loss, mean_bpp, m, mean_aux = (acc / max(n_acc, 1)).tolist()
             if not (math.isfinite(mean_loss) and math.isfinite(mean_aux)):
                 log.close()
                 raise TrainingDiverged(
@@ -353,7 +372,7 @@ def train(args: argparse.Namespace) -> dict:
                     f"{ckpt} keeps its last finite state; rerun with a lower --lr or longer --warmup")
             record = {"step": step, "lr": lr, "loss": mean_loss, "bpp": mean_bpp, "mse": m,
                       "psnr": 10 * math.log10(1 / max(m, 1e-12)), "aux": mean_aux,
-                      "seconds": time.perf_counter() - t0}
+                      "seconds": time.perf_counter() - t0, "skipped": skipped}
             writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in record.values()])
             log.flush()
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
