@@ -19,9 +19,11 @@ import pandas as pd
 
 from nicviz.errors import NicvizError
 from nicviz.metrics import METRICS
-from nicviz.paths import atomic_write, atomic_write_text, results_dir
+from nicviz.paths import atomic_write, atomic_write_text, data_root, results_dir
 
 __all__ = [
+    "portable_root",
+    "dataset_folder",
     "KEY",
     "COLUMNS",
     "read_results",
@@ -30,7 +32,6 @@ __all__ = [
     "errors_path",
     "run_metadata",
     "write_json_atomic",
-    "results_dir",
     "list_result_files",
 ]
 
@@ -129,3 +130,31 @@ def list_result_files(task: str | None = None) -> list[Path]:
         if t == task or t.startswith(task + ":"):
             out.append(p)
     return out
+
+
+def portable_root(root: str | os.PathLike) -> tuple[str, str]:
+    """``(dataset_root, dataset_root_base)`` for the metadata: a folder inside the data
+    root is stored relative to it (base ``"data root"``), so shipped results name no
+    machine's paths; any other folder is stored as it is (base ``"absolute"``)."""
+    root = Path(root).resolve()
+    base = data_root()
+    if base is not None:
+        try:
+            return root.relative_to(base.resolve()).as_posix() or ".", "data root"
+        except ValueError:
+            pass
+    return str(root), "absolute"
+
+
+def dataset_folder(meta: dict) -> Path | None:
+    """The image folder a results file was computed on, on this machine (``None`` when
+    it is not here)."""
+    root = meta.get("dataset_root")
+    if not root:
+        return None
+    if meta.get("dataset_root_base") == "data root" or not Path(root).is_absolute():
+        base = data_root()
+        folder = base / root if base is not None else None
+    else:
+        folder = Path(root)
+    return folder if folder is not None and folder.is_dir() else None

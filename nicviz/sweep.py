@@ -32,6 +32,7 @@ from nicviz.results import (
     KEY,
     errors_path,
     meta_path,
+    portable_root,
     read_results,
     run_metadata,
     write_json_atomic,
@@ -295,7 +296,8 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
         bar.close()
     write_results(_frame(found.values()), out)
     wall = time.perf_counter() - t_start
-    meta = run_metadata(command, dataset=dataset.name, dataset_root=str(dataset.root), codecs=codecs,
+    root, root_base = portable_root(dataset.root)
+    meta = run_metadata(command, dataset=dataset.name, dataset_root=root, dataset_root_base=root_base, codecs=codecs,
                         qualities=qualities, metrics=list(metrics), task=task, rows=len(found), errors=len(errors),
                         seed=0)
     # a results file can grow over several runs (another codec added later): keep each run's record

@@ -20,7 +20,7 @@ from nicviz.dashboard.widgets import (
     side_by_side,
 )
 from nicviz.plots import curve_figure
-from nicviz.results import list_result_files, results_dir
+from nicviz.results import dataset_folder, list_result_files, results_dir
 from nicviz.tasks.ocr.plates import cer, diff_html, read_labels
 
 st.title("Licence plates")
@@ -64,7 +64,8 @@ if df is not None and not df.empty:
                "the same against the uncompressed image, by exact match and by CER.")
 
     st.subheader("Inspect plates")
-    root = results_meta(path).get("dataset_root")
+    folder = dataset_folder(results_meta(path))
+    root = str(folder) if folder else None
     i1, i2, i3 = st.columns(3)
     codec = i1.selectbox("Codec", sorted(df["codec"].unique()), key="pl_codec")
     quality = i2.selectbox("Quality", sorted(df[df.codec == codec]["quality"].unique()), key="pl_quality")

@@ -20,7 +20,7 @@ from nicviz.dashboard.widgets import (
     side_by_side,
 )
 from nicviz.plots import curve_figure
-from nicviz.results import results_dir
+from nicviz.results import dataset_folder, results_dir
 
 st.title("Skin lesions")
 st.caption("A 9-class dermoscopy classifier (EfficientNet-Lite0 fine-tuned by nicviz on ISIC) on compressed "
@@ -72,7 +72,8 @@ else:
         st.dataframe(confusion(chosen, "pred"))
 
     st.subheader("Per image")
-    root = results_meta(path).get("dataset_root")
+    folder = dataset_folder(results_meta(path))
+    root = str(folder) if folder else None
     sub = df[(df.codec == codec) & (df.quality == r["quality"])]
     only_changed = st.toggle("Only images whose diagnosis changed", value=True, key="sk_changed")
     if only_changed:

@@ -14,6 +14,7 @@ from nicviz.sweep import run_sweep
 REFERENCE = REFERENCE_DIR / "jpeg.json"  # the shipped copy of CompressAI's published curve
 
 
+@pytest.mark.slow
 def test_jpeg_matches_compressai_reference(kodak_dir, tmp_path):
     if not REFERENCE.is_file():
         pytest.skip(f"CompressAI reference not found at {REFERENCE}")

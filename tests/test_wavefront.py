@@ -88,6 +88,7 @@ def test_odd_sizes_round_trip_exactly(mbt, shape):
     assert out.shape == rgb.shape and np.array_equal(out, recon)
 
 
+@pytest.mark.slow
 def test_large_image_round_trips_with_a_mini(astronaut):
     codec = get_codec(MINIS[0])
     if not codec.available:

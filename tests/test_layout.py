@@ -1,0 +1,207 @@
+"""The package's seams: no Streamlit outside the dashboard, portable metadata, specs,
+BD-rate against a known value, rate estimates against bitstreams, plots and references."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nicviz.specs import SpecError, parse_metrics, parse_numbers, parse_qualities, parse_task
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_cli_sweep_never_imports_streamlit(tmp_path):
+    code = (
+        "import sys\n"
+        "from nicviz.cli import main\n"
+        "from nicviz.datasets import write_builtin_samples\n"
+        f"ds = write_builtin_samples({str(tmp_path / 'imgs')!r}, ('chelsea',))\n"
+        f"rc = main(['sweep', str(ds.root), '--codec', 'jpeg', '--quality', '20', '--quiet', "
+        f"'--metrics', 'psnr', '--out', {str(tmp_path / 'r.csv')!r}])\n"
+        "assert rc == 0, rc\n"
+        "print('streamlit' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_streamlit_is_imported_only_in_the_dashboard_package():
+    offenders = []
+    for p in (ROOT / "nicviz").rglob("*.py"):
+        if "dashboard" in p.relative_to(ROOT / "nicviz").parts:
+            continue
+        if "import streamlit" in p.read_text() or "from streamlit" in p.read_text():
+            offenders.append(str(p.relative_to(ROOT)))
+    assert offenders == []
+
+
+def test_shipped_metadata_names_no_absolute_path():
+    for meta in (ROOT / "results").rglob("*.meta.json"):
+        text = meta.read_text()
+        for value in json.loads(text).values():
+            if isinstance(value, str):
+                assert not Path(value).is_absolute(), f"{meta.name}: {value}"
+        assert "/work/" not in text and "/home/" not in text, meta.name
+
+
+def test_portable_root_round_trips_inside_and_outside_the_data_root(tmp_path, monkeypatch):
+    from nicviz.results import dataset_folder, portable_root
+
+    data = tmp_path / "data"
+    (data / "kodak").mkdir(parents=True)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.setenv("NICVIZ_DATA", str(data))
+    root, base = portable_root(data / "kodak")
+    assert (root, base) == ("kodak", "data root")
+    assert dataset_folder({"dataset_root": root, "dataset_root_base": base}) == data / "kodak"
+    root, base = portable_root(other)
+    assert base == "absolute" and dataset_folder({"dataset_root": root, "dataset_root_base": base}) == other
+    assert dataset_folder({"dataset_root": "gone", "dataset_root_base": "data root"}) is None
+
+
+def test_quality_specs_share_one_grammar():
+    d = {"jpeg": [50], "webp": [75]}
+    assert parse_qualities(["jpeg", "webp"], "5,10", d) == {"jpeg": [5, 10], "webp": [5, 10]}
+    assert parse_qualities(["jpeg", "webp"], "jpeg=10:30:10", d) == {"jpeg": [10, 20, 30], "webp": [75]}
+    assert parse_qualities(["jpeg"], None, d) == {"jpeg": [50]}
+    assert parse_numbers("1:2:0.5") == [1, 1.5, 2]
+    for bad, msg in [("abc", "not a number"), ("jpeg=", "no qualities"), ("avif=5", "not among"),
+                     ("5:1", "ends before"), ("1:5:0", "positive step"), ("jpeg=x", "not a number")]:
+        with pytest.raises(SpecError, match=msg):
+            parse_qualities(["jpeg", "webp"], bad, d)
+    assert parse_metrics("psnr, ssim") == ("psnr", "ssim")
+    with pytest.raises(SpecError, match="unknown metric"):
+        parse_metrics("psnr,fancy")
+    assert parse_task("classify", "isic-effnet-lite0") == "classify"
+    assert parse_task("classify", "keras:m.h5") == "classify:keras:m.h5"
+    assert parse_task("ocr", ocr_engine="paddleocr") == "ocr:paddleocr"
+    with pytest.raises(SpecError, match="unknown task"):
+        parse_task("segment")
+
+
+def test_mini_codec_sweep_without_quality_uses_the_shipped_qualities(tmp_path, capsys):
+    from nicviz.cli import main
+    from nicviz.codecs import get_codec
+    from nicviz.datasets import write_builtin_samples
+
+    codec = get_codec("cheng2020-anchor-mini")
+    if not codec.available:
+        pytest.skip("no shipped mini model")
+    folder = write_builtin_samples(tmp_path / "imgs", ("coffee",)).root
+    out = tmp_path / "m.csv"
+    assert main(["sweep", str(folder), "--codec", "cheng2020-anchor-mini", "--metrics", "psnr", "--quiet",
+                 "--out", str(out)]) == 0
+    assert sorted(pd.read_csv(out)["quality"]) == codec.available_qualities()
+    assert codec.scale.high == max(codec.available_qualities())
+
+
+def test_bd_rate_of_a_curve_with_rates_scaled_by_0_8_is_minus_20_percent():
+    from nicviz.analysis import bd_rate
+
+    psnr = np.array([28.0, 31.0, 34.0, 37.0, 40.0])
+    bpp = np.array([0.2, 0.45, 0.9, 1.6, 2.8])
+    rows = [{"codec": "a", "quality": i, "image": "x", "bpp": b, "psnr": p} for i, (b, p) in enumerate(zip(bpp, psnr, strict=True))]
+    rows += [{"codec": "t", "quality": i, "image": "x", "bpp": 0.8 * b, "psnr": p}
+             for i, (b, p) in enumerate(zip(bpp, psnr, strict=True))]
+    res = bd_rate(pd.DataFrame(rows), "a", "t")
+    assert res.bd_rate == pytest.approx(-20.0, abs=1e-6)
+
+
+def test_estimated_bits_match_the_bitstream_and_eval_forward_matches_decoding(astronaut):
+    """For a model without a context model the eval-mode forward quantizes exactly as
+    compress/decompress do; the rate estimate matches the real bitstream."""
+    from nicviz.codecs.neural import NeuralCodec, RandomWeights, unpack_strings
+
+    codec = NeuralCodec("t-hyper", "bmshj2018-hyperprior", RandomWeights("bmshj2018-hyperprior", seed=0), (1,))
+    rgb = astronaut[:128, :192]
+    recon_est, bits = codec.estimate(rgb, 1)
+    data, _ = codec.encode_reconstruct(rgb, 1)
+    payload = sum(len(s) for s in unpack_strings(data).strings) * 8
+    assert np.array_equal(codec.decode(data), recon_est)
+    # within 1 % plus the coder's flush (a few bytes per string)
+    assert payload == pytest.approx(bits, rel=0.01, abs=160)
+
+
+def test_plots_draw_one_trace_per_codec_and_the_references():
+    from nicviz.analysis import load_compressai_json
+    from nicviz.paths import REFERENCE_DIR
+    from nicviz.plots import rd_figure
+
+    rows = [{"codec": c, "quality": q, "image": f"i{k}", "bpp": 0.1 * q + 0.01 * k + (c == "webp") * 0.05,
+             "psnr": 25 + q + k * 0.1, "ssim": 0.9, "ms_ssim": 0.95, "vif": 0.5}
+            for c in ("jpeg", "webp") for q in (1, 2, 3) for k in range(3)]
+    ref = {"jpeg (CompressAI)": load_compressai_json(REFERENCE_DIR / "jpeg.json")}
+    fig = rd_figure(pd.DataFrame(rows), "psnr", ["jpeg", "webp"], ref, "none")
+    names = {t.name for t in fig.data}
+    assert {"jpeg", "webp"} <= names and any("CompressAI" in str(n) for n in names)
+
+
+def test_shipped_reference_curves_load():
+    from nicviz.paths import REFERENCE_DIR
+    from nicviz.reference import load_references
+
+    refs = load_references(REFERENCE_DIR)
+    assert "jpeg" in refs and len(refs) >= 10
+    r = refs["jpeg"]["results"]
+    assert len(r["bpp"]) == len(r["psnr-rgb"]) > 5 and r["bpp"] == sorted(r["bpp"])
+
+
+def test_results_round_trip_and_refuse_foreign_files(tmp_path):
+    from nicviz.errors import NicvizError
+    from nicviz.results import read_results, write_results
+
+    df = pd.DataFrame([{"dataset": "d", "image": "a.png", "codec": "jpeg", "quality": 5, "task": "rd", "bpp": 0.5,
+                        "psnr": 30.0}])
+    write_results(df, tmp_path / "r.csv")
+    back = read_results(tmp_path / "r.csv")
+    assert back.loc[0, "psnr"] == 30.0 and back.loc[0, "codec"] == "jpeg"
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(NicvizError, match="not a nicviz results file"):
+        read_results(tmp_path / "other.csv")
+    with pytest.raises(NicvizError, match=".csv or .parquet"):
+        write_results(df, tmp_path / "r.txt")
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_installed_wheel_works_outside_the_checkout(tmp_path, astronaut):
+    """``pip install .`` into a fresh venv (dependencies borrowed from this environment),
+    then ``nicviz codecs`` and a one-image ``eval-image`` with a mini codec elsewhere."""
+    import site
+    import sysconfig
+
+    from PIL import Image
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    purelib = Path(sysconfig.get_paths(vars={"base": str(venv), "platbase": str(venv)})["purelib"])
+    (purelib / "borrowed.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    py = venv / "bin" / "python"
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    Image.fromarray(astronaut[:96, :160]).save(work / "a.png")
+    env = {"PATH": str(venv / "bin"), "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    where = subprocess.run([str(py), "-c", "import nicviz; print(nicviz.__file__)"], capture_output=True, text=True,
+                           cwd=work, env=env, timeout=120)
+    assert str(venv) in where.stdout, where.stdout + where.stderr
+    codecs = subprocess.run([str(venv / "bin" / "nicviz"), "codecs"], capture_output=True, text=True, cwd=work,
+                            env=env, timeout=300)
+    assert codecs.returncode == 0 and "cheng2020-anchor-mini" in codecs.stdout, codecs.stderr
+    ev = subprocess.run([str(venv / "bin" / "nicviz"), "eval-image", "a.png", "--codec", "cheng2020-anchor-mini",
+                         "--quality", "1", "--metrics", "psnr", "--json"], capture_output=True, text=True, cwd=work,
+                        env=env, timeout=300)
+    assert ev.returncode == 0, ev.stderr
+    row = json.loads(ev.stdout)
+    assert row["bpp"] > 0 and row["psnr"] > 15
