@@ -39,7 +39,8 @@ def cmd_codecs(args: argparse.Namespace) -> int:
             "codec": name, "family": c.family, "rate": c.rate_mode,
             "quality": f"{c.scale.low}..{c.scale.high}", "scale": c.scale.meaning,
             "available": "yes" if ok else "no",
-            "note": (f"qualities {','.join(map(str, avail_q))}" if avail_q else "") if ok else why,
+            "note": (f"any quality {c.scale.low}..{c.scale.high} (variable rate)" if c.scale.continuous else
+                     f"qualities {','.join(map(str, avail_q))}" if avail_q else "") if ok else why,
             "description": c.description,
         })
     if args.json:
@@ -219,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("eval-image", help="compress one image and measure it")
     s.add_argument("image")
     s.add_argument("--codec", required=True)
-    s.add_argument("--quality", required=True, type=int)
+    s.add_argument("--quality", required=True, type=float,
+                   help="on the codec's scale (see `nicviz codecs`); fractional for variable-rate models")
     s.add_argument("--metrics", help="comma list or 'all' (default)")
     s.add_argument("--save-recon", metavar="PNG")
     s.add_argument("--save-bitstream", metavar="FILE")

@@ -138,3 +138,43 @@ def test_searchsorted_indexes_equal_compressai_build_indexes():
     want = model.gaussian_conditional.build_indexes(scales)
     got = torch.searchsorted(head.scale_table, scales.double().clamp_min(head.scale_bound), right=False).int()
     assert torch.equal(want, got)
+
+
+@pytest.fixture(scope="module")
+def variable_rate_codec(tmp_path_factory):
+    """A small variable-rate model (gain units 1, 4, 16 for qualities 1..3), shipped the way
+    nicviz ships one: float16 state dict plus JSON with the quality range."""
+    import json
+
+    from nicviz.codecs.gained import build_gained
+    from nicviz.codecs.neural import mini_codec
+
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    model = build_gained("cheng2020-anchor", 16, 3).eval()
+    with torch.no_grad():
+        model.log_gain.copy_(torch.log(torch.tensor([4.0, 16.0, 64.0]))[:, None].expand(3, 16))
+        model.log_inv_gain.copy_(-model.log_gain)
+    model.update(force=True)
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
+               folder / "test-vr.pt")
+    (folder / "test-vr.json").write_text(json.dumps({"qualities": [1, 3]}))
+    return mini_codec("test-vr", "cheng2020-anchor", folder)
+
+
+def test_variable_rate_codec_serves_fractional_qualities(variable_rate_codec, astronaut):
+    codec = variable_rate_codec
+    assert codec.scale.continuous and (codec.scale.low, codec.scale.high) == (1, 3)
+    assert codec.available_qualities() == [1, 2, 3]
+    rgb = astronaut[:128, :128]
+    sizes = {}
+    for q in (1, 2, 2.5, 2.3, 3):
+        data, recon = codec.encode_reconstruct(rgb, q)
+        assert unpack_strings(data).quality == pytest.approx(q)
+        assert np.array_equal(codec.decode(data), recon)
+        sizes[q] = len(data)
+    assert sizes[1] < sizes[2] < sizes[2.3] < sizes[2.5] < sizes[3]  # a fraction lands between its neighbours
+    for bad in (0.5, 3.5, "x"):
+        with pytest.raises(CodecError) as err:
+            codec.encode(rgb, bad)
+        assert "\n" not in str(err.value)

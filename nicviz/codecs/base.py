@@ -38,12 +38,14 @@ class CodecUnavailable(CodecError):
 
 @dataclass(frozen=True)
 class QualityScale:
-    """An integer quality scale: ``low..high``, higher is better unless stated."""
+    """A quality scale ``low..high`` (higher is better unless stated): integers, or with
+    ``continuous`` any real number in the range (variable-rate neural codecs)."""
 
     low: int
     high: int
     default: tuple[int, ...]
     meaning: str
+    continuous: bool = False
 
 
 class Codec(ABC):
@@ -67,14 +69,19 @@ class Codec(ABC):
     def available(self) -> bool:
         return self.availability()[0]
 
-    def check_quality(self, quality: int) -> int:
-        q = int(quality)
-        if q != quality or not self.scale.low <= q <= self.scale.high:
-            raise CodecError(
-                f"{self.name}: quality {quality} outside {self.scale.low}..{self.scale.high}"
-                f" ({self.scale.meaning})"
-            )
-        return q
+    def check_quality(self, quality: float) -> int | float:
+        """``quality`` as the codec takes it (an int where integral), or a one-line error."""
+        try:
+            value = float(quality)
+        except (TypeError, ValueError):
+            raise CodecError(f"{self.name}: quality {quality!r} is not a number") from None
+        integral = value.is_integer()
+        if not self.scale.low <= value <= self.scale.high:
+            raise CodecError(f"{self.name}: quality {quality} outside {self.scale.low}..{self.scale.high}"
+                             f" ({self.scale.meaning})")
+        if not (integral or self.scale.continuous):
+            raise CodecError(f"{self.name}: quality {quality} is not an integer ({self.scale.meaning})")
+        return int(value) if integral else value
 
     def require_available(self) -> None:
         ok, why = self.availability()

@@ -25,6 +25,7 @@ import struct
 import threading
 import zlib
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -53,6 +54,8 @@ __all__ = [
     "SCHEDULES",
     "ZOO_QUALITIES",
     "ShippedWeights",
+    "VariableRateWeights",
+    "mini_codec",
     "MINI_MODELS",
 ]
 
@@ -160,6 +163,9 @@ class WeightSource(ABC):
     """Provides a ready (``eval``, ``update``-d) model per quality."""
 
     label: str = ""
+    #: one model serves every quality (:mod:`nicviz.codecs.gained`): ``build`` ignores the
+    #: quality and the codec calls ``set_quality`` before coding
+    variable_rate: bool = False
 
     @abstractmethod
     def missing(self, quality: int) -> str | None:
@@ -225,7 +231,8 @@ class RandomWeights(WeightSource):
 
 
 class NeuralCodec(Codec):
-    """A CompressAI model family; quality selects the checkpoint."""
+    """A CompressAI model family; quality selects the checkpoint, or for a variable-rate
+    source (:class:`VariableRateWeights`) the rate of one model on a continuous scale."""
 
     family = "neural"
 
@@ -236,14 +243,19 @@ class NeuralCodec(Codec):
         self.arch = arch
         self.source = source
         self.qualities = tuple(qualities)
-        self.scale = QualityScale(min(qualities), max(qualities), self.qualities,
-                                  "model index, higher is better (more bits)")
+        if source.variable_rate:
+            self.scale = QualityScale(min(qualities), max(qualities), self.qualities,
+                                      f"any number {min(qualities)}..{max(qualities)}, higher is better (more bits)",
+                                      continuous=True)
+        else:
+            self.scale = QualityScale(min(qualities), max(qualities), self.qualities,
+                                      "model index, higher is better (more bits)")
         self.description = description or f"{arch} ({source.label})"
         if estimated:
             self.rate_mode = RATE_ESTIMATED
             self.description += ", bpp estimated from likelihoods"
-        self._models: dict[int, object] = {}
-        self._lock = threading.Lock()
+        self._models: dict[int | None, object] = {}
+        self._lock = threading.RLock()
         #: "wavefront" (nicviz's batched fronts where the model has a context model) or
         #: "compressai" (the model's own compress/decompress)
         self.schedule = "wavefront"
@@ -260,25 +272,40 @@ class NeuralCodec(Codec):
             return True, ""
         return False, self.source.missing(self.qualities[0]) or "no weights"
 
-    def check_quality(self, quality: int) -> int:
+    def check_quality(self, quality: float) -> int | float:
         q = super().check_quality(quality)
-        why = self.source.missing(q)
+        why = self.source.missing(round(q))
         if why:
             raise CodecUnavailable(f"{self.name} quality {q} is unavailable: {why}")
         return q
 
-    def model(self, quality: int):
-        """The loaded model for ``quality`` (loaded once per process)."""
+    def model(self, quality: float):
+        """The loaded model for ``quality`` (loaded once per process; a variable-rate
+        model is set to ``quality``: hold :meth:`using` while coding with it)."""
         q = self.check_quality(quality)
+        key = None if self.source.variable_rate else q
         with self._lock:
-            if q not in self._models:
+            if key not in self._models:
                 import torch
 
                 with torch.no_grad():
                     m = self.source.build(q).eval()
                     m.update(force=True)
-                self._models[q] = m
-            return self._models[q]
+                self._models[key] = m
+            m = self._models[key]
+            if self.source.variable_rate:
+                m.set_quality(q)
+            return m
+
+    @contextmanager
+    def using(self, quality: float):
+        """The model for ``quality``, kept at that rate until the block ends (a
+        variable-rate model is shared by every quality, so coding holds the lock)."""
+        if not self.source.variable_rate:
+            yield self.model(quality)
+            return
+        with self._lock:
+            yield self.model(quality)
 
     # -- tensors -------------------------------------------------------------------
     @staticmethod
@@ -314,15 +341,16 @@ class NeuralCodec(Codec):
 
         if self.rate_mode == RATE_ESTIMATED:
             raise CodecError(f"{self.name} estimates bpp and writes no bitstream; use estimate()")
-        model = self.model(quality)
+        quality = self.check_quality(quality)
+        if isinstance(quality, float):  # the header stores float32: code with exactly that value
+            quality = struct.unpack(">f", struct.pack(">f", quality))[0]
         h, w = rgb.shape[:2]
         x, unpad = self._to_padded(rgb)
-        if self.schedule == "wavefront" and wavefront.supports_wavefront(model):
-            with torch.no_grad():
+        with self.using(quality) as model, torch.no_grad():
+            if self.schedule == "wavefront" and wavefront.supports_wavefront(model):
                 strings, shape, y_hat = wavefront.compress(model, x)
                 recon = self._to_rgb(model.g_s(y_hat), unpad)
-            return pack_strings(quality, h, w, shape, strings, SCHEDULE_WAVEFRONT), recon
-        with torch.no_grad():
+                return pack_strings(quality, h, w, shape, strings, SCHEDULE_WAVEFRONT), recon
             out = model.compress(x)
         strings = [s[0] for s in out["strings"]]
         shape = tuple(int(v) for v in out["shape"])
@@ -335,12 +363,11 @@ class NeuralCodec(Codec):
 
         stream = unpack_strings(data)
         h, w = stream.height, stream.width
-        model = self.model(stream.quality)
         from compressai.ops import compute_padding
 
         _, unpad = compute_padding(h, w, min_div=_PAD)
         try:
-            with torch.no_grad():
+            with self.using(stream.quality) as model, torch.no_grad():
                 if stream.schedule == SCHEDULE_WAVEFRONT:
                     if not wavefront.supports_wavefront(model):
                         raise CodecError(f"{self.arch} has no context model to decode a wavefront bitstream")
@@ -357,9 +384,8 @@ class NeuralCodec(Codec):
         """Forward pass: reconstruction and estimated bits (sum of -log2 likelihoods)."""
         import torch
 
-        model = self.model(quality)
         x, unpad = self._to_padded(rgb)
-        with torch.no_grad():
+        with self.using(quality) as model, torch.no_grad():
             out = model(x)
         bits = sum(float(-torch.log2(lk).sum()) for lk in out["likelihoods"].values())
         return self._to_rgb(out["x_hat"], unpad), bits
@@ -406,15 +432,67 @@ class ShippedWeights(WeightSource):
             raise CodecUnavailable(f"{path.name}: cannot load model ({str(exc).splitlines()[0]})") from None
 
 
+class VariableRateWeights(WeightSource):
+    """One variable-rate model shipped as ``nicviz/models/<name>.pt`` (float16 state dict
+    with gain units, :mod:`nicviz.codecs.gained`) and ``<name>.json``, whose
+    ``"qualities": [low, high]`` is the range it was trained on."""
+
+    label = "trained by nicviz, variable rate (not CompressAI's official weights)"
+    variable_rate = True
+
+    def __init__(self, name: str, arch: str, folder: Path | None = None) -> None:
+        self.name = name
+        self.arch = arch
+        self.folder = folder or MODELS_DIR
+
+    @property
+    def path(self) -> Path:
+        return self.folder / f"{self.name}.pt"
+
+    def metadata(self) -> dict:
+        import json
+
+        return json.loads(self.path.with_suffix(".json").read_text())
+
+    def quality_range(self) -> tuple[int, int]:
+        lo, hi = self.metadata()["qualities"]
+        return int(lo), int(hi)
+
+    def missing(self, quality: int) -> str | None:
+        if self.path.is_file() and self.path.with_suffix(".json").is_file():
+            return None
+        return f"{self.path.name} is not shipped in this version"
+
+    def build(self, quality: float):
+        from nicviz.codecs.gained import gained_from_state_dict
+
+        try:
+            return gained_from_state_dict(self.arch, weights.load_state_dict(self.path))
+        except Exception as exc:  # noqa: BLE001 - a damaged file: torch raises many kinds
+            raise CodecUnavailable(f"{self.path.name}: cannot load model ({str(exc).splitlines()[0]})") from None
+
+
 #: nicviz's own compact models: codec name -> architecture.
 MINI_MODELS = {"cheng2020-anchor-mini": "cheng2020-anchor", "cheng2020-attn-mini": "cheng2020-attn"}
 
 
+def mini_codec(name: str, arch: str, folder: Path | None = None) -> NeuralCodec:
+    """A nicviz-trained codec: the variable-rate model ``<name>.pt`` when shipped, else
+    one fixed-rate model per quality (``<name>-q<k>.pt``)."""
+    vr = VariableRateWeights(name, arch, folder)
+    if vr.missing(0) is None:
+        lo, hi = vr.quality_range()
+        return NeuralCodec(name, arch, vr, tuple(range(lo, hi + 1)),
+                           description=f"{arch}, compact variable-rate model trained by nicviz "
+                                       "(not CompressAI's official weights)")
+    fixed = ShippedWeights(name, arch, folder)
+    return NeuralCodec(name, arch, fixed, fixed.shipped_qualities() or (1,),
+                       description=f"{arch}, compact model trained by nicviz (not CompressAI's official weights)")
+
+
 def _register_mini() -> None:
     for name, arch in MINI_MODELS.items():
-        register_codec(name, lambda n=name, a=arch: NeuralCodec(
-            n, a, ShippedWeights(n, a), ShippedWeights(n, a).shipped_qualities() or (1,),
-            description=f"{a}, compact model trained by nicviz (not CompressAI's official weights)"))
+        register_codec(name, lambda n=name, a=arch: mini_codec(n, a))
 
 
 def _register_official() -> None:

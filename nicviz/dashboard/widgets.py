@@ -219,10 +219,16 @@ def side_by_side(root: str | None, image: str, codec: str, quality: int, what: s
     return left, right
 
 
-def quality_picker(codec: str, label: str, key: str, container=st, default_index: int | None = None) -> int:
+def quality_picker(codec: str, label: str, key: str, container=st, default_index: int | None = None) -> int | float:
     """A quality widget on the codec's scale: a slider for classical codecs, the qualities
     that are actually available for neural ones."""
     c = get_codec(codec)
+    if c.scale.continuous:  # a variable-rate model: any quality in its range
+        d = c.available_qualities() or list(c.scale.default)
+        value = float(d[len(d) // 2] if default_index is None else d[min(default_index, len(d) - 1)])
+        q = container.slider(f"{label} ({c.scale.meaning})", float(c.scale.low), float(c.scale.high), value,
+                             step=0.25, key=key)
+        return int(q) if float(q).is_integer() else float(q)
     if c.family == "neural":
         options = c.available_qualities() or list(c.scale.default)
         idx = len(options) // 2 if default_index is None else min(default_index, len(options) - 1)
