@@ -78,6 +78,7 @@ def cmd_eval_image(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from nicviz.datasets import resolve_dataset
+    from nicviz.executors import make_executor
     from nicviz.sweep import run_sweep
 
     out = Path(args.out)
@@ -89,7 +90,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UsageError("--codec lists no codecs")
     qualities = parse_qualities(codecs, args.quality)
     task = parse_task(args.task, getattr(args, "classifier", None), getattr(args, "ocr_engine", None))
-    summary = run_sweep(dataset, codecs, qualities, out, metrics=parse_metrics(args.metrics), jobs=args.jobs,
+    executor = make_executor(args.executor, args.jobs, args.scheduler, args.ship_images)
+    summary = run_sweep(dataset, codecs, qualities, out, metrics=parse_metrics(args.metrics), executor=executor,
                         progress=not args.quiet, task=task,
                         command=["nicviz", *sys.argv[1:]] if args.argv is None else args.argv)
     print(f"{summary.out}: {summary.rows} rows ({summary.computed} computed, {summary.skipped} already done) "
@@ -209,6 +211,17 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
 
 
 # -- parser -----------------------------------------------------------------------------
+def _executor_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("-j", "--jobs", type=int, default=1,
+                   help="worker processes (with --executor dask and no --scheduler: local Dask workers)")
+    s.add_argument("--executor", choices=("local", "dask"), default="local",
+                   help="local: this machine; dask: a Dask distributed cluster (see --scheduler)")
+    s.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                   help="with --executor dask: join this scheduler (default $DASK_SCHEDULER_ADDRESS, "
+                        "else start a local cluster of -j workers)")
+    s.add_argument("--ship-images", action="store_true",
+                   help="with --executor dask: send image bytes with each task (workers without the data folder)")
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nicviz", description="Measure what image compression does to images.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -234,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quality", help="comma list, start:stop:step, or per codec 'jpeg=5,10;webp=20:80:20' "
                    "(default: each codec's defaults)")
     s.add_argument("--metrics", help="comma list or 'all' (default)")
-    s.add_argument("-j", "--jobs", type=int, default=1)
+    _executor_options(s)
     s.add_argument("--out", required=True, help="results file, .csv or .parquet")
     s.add_argument("--data", help="data root (default $NICVIZ_DATA or ../shared/data)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -251,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--codec", default="jpeg,webp,avif,jpeg2000")
     s.add_argument("--quality", help="as for sweep, e.g. 'jpeg=5,10,20;jpeg2000=24,28' (default: codec defaults)")
     s.add_argument("--metrics", help="comma list (default psnr,ssim)")
-    s.add_argument("-j", "--jobs", type=int, default=1)
+    _executor_options(s)
     s.add_argument("--out", required=True, help="results file, .csv or .parquet")
     s.add_argument("--data", help="data root")
     s.add_argument("--quiet", action="store_true")

@@ -14,10 +14,8 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 import pandas as pd
 
@@ -25,6 +23,7 @@ from nicviz.codecs import get_codec
 from nicviz.datasets import Dataset
 from nicviz.errors import NicvizError
 from nicviz.evaluate import evaluate
+from nicviz.executors import MISSING_ROOT, Executor, ProcessExecutor, SerialExecutor, make_executor
 from nicviz.images import ImageError, load_image
 from nicviz.metrics import METRICS
 from nicviz.results import (
@@ -53,6 +52,8 @@ class Task:
     metrics: tuple[str, ...]
     task: str = "rd"
     label: str | None = None
+    #: the image file's bytes, for workers that cannot read ``root`` (``--ship-images``)
+    data: bytes | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -67,9 +68,10 @@ class SweepSummary:
 
 def run_task(task: Task) -> list[dict]:
     """Run one task; returns result rows and ``{"error": ...}`` records."""
-    path = Path(task.root) / task.image
+    if task.data is None and not Path(task.root).is_dir():
+        return [{MISSING_ROOT: task.root, "task": task}]
     try:
-        rgb = load_image(path, name=task.image)
+        rgb = load_image(Path(task.root) / task.image if task.data is None else task.data, name=task.image)
     except ImageError as exc:
         return [{"error": {"image": task.image, "codec": None, "quality": None, "error": str(exc)}}]
     runner = None
@@ -94,73 +96,6 @@ def run_task(task: Task) -> list[dict]:
             continue
         out.append({"dataset": task.dataset, "image": task.image, "task": task.task, **ev.row, **extra})
     return out
-
-
-class Executor(Protocol):
-    """Applies a picklable ``fn`` to each item and yields results as they finish (any order).
-
-    Implement this to plug in another engine (a cluster, a queue); ``run_sweep`` only
-    needs ``map_unordered``.
-    """
-
-    def map_unordered(self, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]: ...
-
-
-class SerialExecutor:
-    """Runs tasks one after another in this process, on one thread like each worker of -j N."""
-
-    def map_unordered(self, fn, tasks):
-        import cv2
-        import torch
-
-        saved = torch.get_num_threads(), cv2.getNumThreads()
-        torch.set_num_threads(1)
-        cv2.setNumThreads(1)
-        try:
-            for t in tasks:
-                yield fn(t)
-        finally:
-            torch.set_num_threads(saved[0])
-            cv2.setNumThreads(saved[1])
-
-
-def _init_worker() -> None:
-    os.environ["OMP_NUM_THREADS"] = "1"
-    import cv2
-
-    cv2.setNumThreads(1)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-
-
-class ProcessExecutor:
-    """Local worker processes, one torch thread each (so ``-j N`` does not oversubscribe)."""
-
-    def __init__(self, jobs: int) -> None:
-        self.jobs = max(1, int(jobs))
-
-    def map_unordered(self, fn, tasks):
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_init_worker) as pool:
-            pending = set()
-            it = iter(tasks)
-            for t in it:
-                pending.add(pool.submit(fn, t))
-                if len(pending) >= 2 * self.jobs:
-                    break
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    yield fut.result()
-                    nxt = next(it, None)
-                    if nxt is not None:
-                        pending.add(pool.submit(fn, nxt))
 
 
 def _run_indexed(item: tuple[int, Task]) -> tuple[int, list[dict]]:
@@ -195,7 +130,9 @@ def _read_journal(path: Path) -> tuple[list[dict], list[dict]]:
 
 
 def _key(row: dict) -> tuple:
-    return (str(row["dataset"]), str(row["image"]), str(row["codec"]), int(row["quality"]), str(row["task"]))
+    q = float(row["quality"])
+    return (str(row["dataset"]), str(row["image"]), str(row["codec"]), int(q) if q.is_integer() else q,
+            str(row["task"]))
 
 
 def _existing_rows(out: Path) -> dict[tuple, dict]:
@@ -259,7 +196,7 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
     tasks = plan_tasks(dataset, codecs, qualities, metrics, found.keys(), task, labels)
     total_rows = sum(len(t.pairs) for t in tasks)
     skipped = len(found)
-    executor = executor or (SerialExecutor() if jobs <= 1 else ProcessExecutor(jobs))
+    executor = executor or make_executor("local", jobs)
     journal = _journal_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     errors: list[dict] = []
@@ -275,6 +212,9 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
         for task_, records in zip_tasks(executor, tasks):
             lines = []
             for rec in records:
+                if MISSING_ROOT in rec:  # only a remote worker can miss the folder; a local one means it vanished
+                    rec = {"error": {"image": task_.image, "codec": None, "quality": None,
+                                     "error": f"{task_.image}: dataset folder {rec[MISSING_ROOT]} is missing"}}
                 if "error" in rec:
                     errors.append(rec["error"])
                 else:

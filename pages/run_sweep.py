@@ -11,6 +11,7 @@ from nicviz.codecs import get_codec
 from nicviz.dashboard.widgets import available_codecs, dataset_choices
 from nicviz.datasets import resolve_dataset, write_builtin_samples
 from nicviz.errors import NicvizError
+from nicviz.executors import make_executor
 from nicviz.metrics import METRICS
 from nicviz.paths import results_dir
 from nicviz.specs import format_qualities, parse_qualities
@@ -36,6 +37,14 @@ task = st.selectbox("Task", ["rd", "ocr", "classify", "classify:imagenet-effnet-
                                  "classify:imagenet-effnet-lite0": "ImageNet prediction consistency"}.get,
                     key="rs_task")
 name = st.text_input("Name of the results file", value="my-sweep", key="rs_name")
+where = st.radio("Run on", ["this machine", "a Dask cluster"], horizontal=True, key="rs_where",
+                 help="A Dask cluster spreads the images over its workers; the results come back here.")
+scheduler = ""
+if where == "a Dask cluster":
+    scheduler = st.text_input("Scheduler address (empty: start 2 local Dask workers)",
+                              placeholder="tcp://host:8786", key="rs_scheduler").strip()
+    ship = st.checkbox("Send the images with each task (workers cannot see this machine's folders)",
+                       key="rs_ship")
 
 
 if st.button("Run", type="primary", key="rs_run"):
@@ -59,8 +68,9 @@ if st.button("Run", type="primary", key="rs_run"):
         def progress(done: int, total: int) -> None:
             bar.progress(done / max(total, 1), text=f"{done} / {total} rows")
 
+        executor = make_executor("dask", 2, scheduler or None, ship) if where == "a Dask cluster" else None
         summary = run_sweep(dataset, codecs, qualities, out, metrics=tuple(metrics), task=task, progress=False,
-                            on_progress=progress, command=["dashboard", "run-a-sweep", name])
+                            on_progress=progress, command=["dashboard", "run-a-sweep", name], executor=executor)
         bar.progress(1.0, text="done")
         st.success(f"{summary.rows} rows in {out} ({summary.computed} computed, {summary.skipped} already there, "
                    f"{summary.wall_s:.1f} s). Open the Rate-distortion or Licence plates page to see them.")
