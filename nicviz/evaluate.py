@@ -22,8 +22,8 @@ class Evaluation:
     bitstream: bytes | None = field(repr=False, default=None)
 
 
-def evaluate(rgb: np.ndarray, codec: Codec | str, quality: int,
-             metrics: tuple[str, ...] | list[str] = METRICS) -> Evaluation:
+def evaluate(rgb: np.ndarray, codec: Codec | str, quality: float,
+             metrics: tuple[str, ...] | list[str] = METRICS, parallel_metrics: bool = False) -> Evaluation:
     """Compress ``rgb`` with ``codec`` at ``quality`` and measure the reconstruction.
 
     The row holds ``codec, quality, width, height, bytes, bpp, encode_s, decode_s,
@@ -52,7 +52,7 @@ def evaluate(rgb: np.ndarray, codec: Codec | str, quality: int,
     if recon.shape != rgb.shape:
         raise RuntimeError(f"{codec.name} returned shape {recon.shape} for input {rgb.shape}")
     t2 = time.perf_counter()
-    values = compute_metrics(rgb, recon, list(metrics))
+    values = compute_metrics(rgb, recon, list(metrics), parallel=parallel_metrics)
     mt = time.perf_counter() - t2
     row = {
         "codec": codec.name,

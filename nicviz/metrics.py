@@ -215,9 +215,19 @@ _FUNCS = {"psnr": psnr, "ssim": ssim, "ms_ssim": ms_ssim, "vif": vif, "mse": mse
 
 
 def compute_metrics(reference: np.ndarray, test: np.ndarray,
-                    names: tuple[str, ...] | list[str] = METRICS) -> dict[str, float]:
-    """Several metrics at once: ``{name: value}`` in the order of ``names``."""
+                    names: tuple[str, ...] | list[str] = METRICS, parallel: bool = False) -> dict[str, float]:
+    """Several metrics at once: ``{name: value}`` in the order of ``names``.
+
+    ``parallel`` computes them on threads (their numeric kernels release the GIL): for
+    one interactive image, not inside sweep workers that already use every core.
+    """
     unknown = [n for n in names if n not in _FUNCS]
     if unknown:
         raise NicvizError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
-    return {n: _FUNCS[n](reference, test) for n in names}
+    if not parallel or len(names) < 2:
+        return {n: _FUNCS[n](reference, test) for n in names}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(4, len(names))) as pool:
+        values = list(pool.map(lambda n: _FUNCS[n](reference, test), names))
+    return dict(zip(names, values, strict=True))

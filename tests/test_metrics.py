@@ -104,3 +104,11 @@ def test_validation_errors(astronaut):
         M.psnr(astronaut, astronaut[:10])
     with pytest.raises(ValueError, match="unknown metric"):
         M.compute_metrics(astronaut, astronaut, ["psnr", "lpips"])
+
+
+def test_parallel_metrics_equal_serial_ones(astronaut):
+    from nicviz.metrics import METRICS, compute_metrics
+
+    rec = np.clip(astronaut.astype(int) + np.random.default_rng(0).integers(-9, 10, astronaut.shape), 0, 255)
+    rec = rec.astype(np.uint8)
+    assert compute_metrics(astronaut, rec, METRICS, parallel=True) == compute_metrics(astronaut, rec, METRICS)

@@ -291,7 +291,8 @@ class NeuralCodec(Codec):
                 with torch.no_grad():
                     m = self.source.build(q).eval()
                     m.update(force=True)
-                self._models[key] = m
+                # channels-last: oneDNN's convolutions run the transforms ~1.6x faster here
+                self._models[key] = m.to(memory_format=torch.channels_last)
             m = self._models[key]
             if self.source.variable_rate:
                 m.set_quality(q)
@@ -318,7 +319,7 @@ class NeuralCodec(Codec):
 
         x = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255.0)[None]
         pad, unpad = compute_padding(*rgb.shape[:2], min_div=_PAD)
-        return F.pad(x, pad, mode="constant", value=0), unpad
+        return F.pad(x, pad, mode="constant", value=0).contiguous(memory_format=torch.channels_last), unpad
 
     @staticmethod
     def _to_rgb(x_hat, unpad: tuple[int, int, int, int]) -> np.ndarray:
@@ -330,9 +331,10 @@ class NeuralCodec(Codec):
 
     # -- coding --------------------------------------------------------------------
     def encode(self, rgb: np.ndarray, quality: int) -> bytes:
-        return self.encode_reconstruct(rgb, quality)[0]
+        return self.encode_reconstruct(rgb, quality, reconstruct=False)[0]
 
-    def encode_reconstruct(self, rgb: np.ndarray, quality: int) -> tuple[bytes, np.ndarray | None]:
+    def encode_reconstruct(self, rgb: np.ndarray, quality: int,
+                           reconstruct: bool = True) -> tuple[bytes, np.ndarray | None]:
         """The bitstream and, with the wavefront schedule, the encoder's own
         reconstruction (which :meth:`decode` reproduces bit for bit); else ``None``."""
         import torch
@@ -349,7 +351,7 @@ class NeuralCodec(Codec):
         with self.using(quality) as model, torch.no_grad():
             if self.schedule == "wavefront" and wavefront.supports_wavefront(model):
                 strings, shape, y_hat = wavefront.compress(model, x)
-                recon = self._to_rgb(model.g_s(y_hat), unpad)
+                recon = self._to_rgb(model.g_s(y_hat), unpad) if reconstruct else None
                 return pack_strings(quality, h, w, shape, strings, SCHEDULE_WAVEFRONT), recon
             out = model.compress(x)
         strings = [s[0] for s in out["strings"]]

@@ -138,7 +138,7 @@ def compress(model, x):
             sym = torch.round(y64[:, ri, ci].t() - means)
             y_pad[:, ri + PAD, ci + PAD] = (sym + means).t()
             enc.encode_with_indexes(sym.int().reshape(-1).tolist(), *head.tables(indexes))
-        y_hat = y_pad[None, :, PAD:PAD + h, PAD:PAD + w].float()
+        y_hat = y_pad[None, :, PAD:PAD + h, PAD:PAD + w].float().contiguous(memory_format=torch.channels_last)
     return [enc.flush(), z_strings[0]], tuple(int(v) for v in z.shape[-2:]), y_hat
 
 
@@ -163,4 +163,4 @@ def decompress(model, strings: list[bytes], shape: tuple[int, int]):
             sym = torch.tensor(sym, dtype=torch.float64).reshape(len(rows), m)
             y_pad[:, ri + PAD, ci + PAD] = (sym + means).t()
         y_hat = y_pad[None, :, PAD:PAD + h, PAD:PAD + w].float()
-        return model.g_s(y_hat).clamp_(0, 1)
+        return model.g_s(y_hat.contiguous(memory_format=torch.channels_last)).clamp_(0, 1)

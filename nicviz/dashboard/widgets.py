@@ -73,7 +73,7 @@ def _codec(name: str):
 
 @st.cache_data(show_spinner=False, max_entries=48)
 def _evaluate(rgb: np.ndarray, codec: str, quality: int):
-    ev = evaluate(rgb, _codec(codec), quality)
+    ev = evaluate(rgb, _codec(codec), quality, parallel_metrics=True)
     return ev.row, ev.reconstruction, ev.bitstream
 
 
