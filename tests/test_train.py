@@ -260,3 +260,26 @@ def test_gain_interpolation_is_geometric_and_rates_order():
             out = model(x)
         bits.append(float(sum(-torch.log2(v).sum() for v in out["likelihoods"].values())))
     assert bits == sorted(bits) and bits[-1] > 2 * bits[0], bits  # finer steps, more bits
+
+
+def test_export_keeps_the_likelihood_bound_and_gains_start_at_sqrt_lambda(tmp_path):
+    """float16 turns CompressAI's 1e-9 likelihood bound into 0 (infinite bits for an
+    unlikely symbol): exports keep the bounds in float32, loads restore a lost one."""
+    from nicviz.codecs.gained import build_gained, init_gains, lambda_for
+    from nicviz.codecs.weights import restore_likelihood_bounds
+
+    ckpt = tmp_path / "m.pt"
+    train(_args(tmp_path, ckpt, 2))
+    out = export_model(ckpt, tmp_path / "e.pt")
+    sd = torch.load(out, weights_only=True)
+    bounds = [k for k in sd if k.endswith("likelihood_lower_bound.bound")]
+    assert bounds and all(float(sd[k]) == pytest.approx(1e-9) for k in bounds)
+    model = build_gained("cheng2020-anchor", 16, 8)
+    model.gaussian_conditional.likelihood_lower_bound.bound.zero_()
+    restore_likelihood_bounds(model)
+    assert float(model.gaussian_conditional.likelihood_lower_bound.bound) == pytest.approx(1e-9)
+    init_gains(model, 3)
+    g = model.log_gain.detach()[:, 0].exp()
+    assert float(g[2]) == pytest.approx(1.0)
+    assert float(g[7] / g[0]) == pytest.approx((lambda_for(8) / lambda_for(1)) ** 0.5, rel=1e-5)
+    assert torch.allclose(model.log_inv_gain, -model.log_gain)

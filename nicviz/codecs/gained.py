@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["LAMBDAS", "lambda_for", "build_gained", "gained_from_state_dict"]
+__all__ = ["LAMBDAS", "lambda_for", "build_gained", "gained_from_state_dict", "init_gains"]
 
 #: CompressAI's MSE lambdas per integer quality.
 LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
@@ -76,6 +76,21 @@ def _attach(model, levels: int, channels: int, q_min: int = 1) -> None:
     model.set_quality = set_quality
     model.g_a.register_forward_hook(_after_g_a)
     model.g_s.register_forward_pre_hook(_before_g_s)
+
+
+def init_gains(model, ref_quality: float) -> None:
+    """Start the gains where rate-distortion theory puts them: at high rate the best
+    quantization step of quality q scales as ``lambda_q ** -0.5``, so ``g_q =
+    sqrt(lambda_q / lambda_ref)`` (inverse gains ``1 / g_q``), with the model's own
+    fixed-rate quality ``ref_quality`` at gain 1. Learned gains starting at 1 spread
+    far too slowly (a few percent per thousand steps)."""
+    import torch
+
+    with torch.no_grad():
+        for i in range(model.levels):
+            lg = 0.5 * math.log(lambda_for(model.q_min + i) / lambda_for(ref_quality))
+            model.log_gain[i].fill_(lg)
+            model.log_inv_gain[i].fill_(-lg)
 
 
 def build_gained(arch: str, n: int, levels: int = len(LAMBDAS)):

@@ -290,6 +290,7 @@ class NeuralCodec(Codec):
 
                 with torch.no_grad():
                     m = self.source.build(q).eval()
+                    weights.restore_likelihood_bounds(m)
                     m.update(force=True)
                 # channels-last: oneDNN's convolutions run the transforms ~1.6x faster here
                 self._models[key] = m.to(memory_format=torch.channels_last)

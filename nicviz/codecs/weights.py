@@ -27,6 +27,7 @@ __all__ = [
     "download_official",
     "load_state_dict",
     "import_compressai",
+    "restore_likelihood_bounds",
 ]
 
 
@@ -103,3 +104,16 @@ def load_state_dict(path: Path) -> dict:
     if not isinstance(obj, dict):
         raise CodecError(f"{path}: not a state dict")
     return {k: v.float() if v.is_floating_point() else v for k, v in obj.items()}
+
+
+def restore_likelihood_bounds(model, bound: float = 1e-9) -> None:
+    """Give back the likelihood lower bound (CompressAI's 1e-9) to entropy models loaded
+    from float16 files that stored it as 0 (which makes an unlikely symbol cost infinite
+    bits in training and in estimated rates)."""
+    import torch
+
+    with torch.no_grad():
+        for m in model.modules():
+            lb = getattr(m, "likelihood_lower_bound", None)
+            if lb is not None and getattr(m, "use_likelihood_bound", False) and float(lb.bound.max()) <= 0:
+                lb.bound.fill_(bound)

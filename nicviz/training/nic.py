@@ -43,6 +43,26 @@ CALIBRATION = (10, 40)
 MAX_SKIPS = 5
 
 
+from nicviz.codecs.weights import restore_likelihood_bounds  # noqa: E402
+
+
+def _half(key: str, v):
+    """Float16 for storage, except the entropy models' bounds: 1e-9 is 0 in float16."""
+    return v.half() if v.is_floating_point() and not key.endswith(".bound") else v
+
+
+def _fixed_quality(path: str, state: dict) -> int:
+    """The quality a fixed-rate model was trained for: its checkpoint's, or its shipped
+    JSON's, else 3."""
+    if isinstance(state.get("args"), dict) and "quality" in state["args"]:
+        return int(state["args"]["quality"])
+    meta = Path(str(path).removesuffix(".pt") + ".json")
+    try:
+        return int(json.loads(meta.read_text())["quality"])
+    except (OSError, ValueError, KeyError):
+        return 3
+
+
 def build_training_model(arch: str, n: int, levels: int = 0):
     """A fixed-rate model, or with ``levels`` > 0 a variable-rate (gained) one."""
     if levels:
@@ -241,7 +261,12 @@ def train(args: argparse.Namespace) -> dict:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     main_params, aux_params = _split_params(model)
-    opt = torch.optim.Adam(main_params, lr=args.lr)
+    gain_params = [p for n, p in model.named_parameters() if n in ("log_gain", "log_inv_gain")]
+    other = [p for p in main_params if all(p is not g for g in gain_params)]
+    # the gains move in the log domain, where 1e-4 per step is far too slow
+    opt = torch.optim.Adam([{"params": other, "scale": 1.0},
+                            {"params": gain_params, "scale": float(getattr(args, "gain_lr_scale", 10.0))}],
+                           lr=args.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr)
     sampler = CropSampler(Path(args.data), args.patch, args.seed)
     step = 0
@@ -264,10 +289,14 @@ def train(args: argparse.Namespace) -> dict:
         state = load_checkpoint(args.init_from, need=())
         init = {k: v.float() if v.is_floating_point() else v
                 for k, v in (state["model"] if "model" in state else state).items()}
-        if levels and "log_gain" not in init:  # a fixed-rate model: its gains start at 1
+        if levels and "log_gain" not in init:  # a fixed-rate model: gains around its own quality
+            from nicviz.codecs.gained import init_gains
+
+            init_gains(model, _fixed_quality(args.init_from, state))
             init["log_gain"] = model.log_gain.detach().clone()
             init["log_inv_gain"] = model.log_inv_gain.detach().clone()
         model.load_state_dict(init)
+        restore_likelihood_bounds(model)
         base_steps = int(state.get("step", 0)) + int(state.get("base_steps", 0))
         base_from = Path(args.init_from).name
         print(f"initialised from {args.init_from} ({base_steps} steps)", file=sys.stderr)
@@ -308,7 +337,7 @@ def train(args: argparse.Namespace) -> dict:
     while step < args.steps:
         lr = lr_at(step, args.steps, args.lr, args.warmup, args.lr * args.final_lr_ratio)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("scale", 1.0)
         if calibrating and step == CALIBRATION[0]:
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
@@ -409,10 +438,11 @@ def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | N
     levels = int(args.get("levels", 0) or 0)
     model = build_training_model(args["arch"], int(args["N"]), levels)
     # float16 first, then the CDF tables: the tables are built from the weights that ship
-    model.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in state["model"].items()})
+    model.load_state_dict({k: _half(k, v).float() for k, v in state["model"].items()})
+    restore_likelihood_bounds(model)
     model.eval()
     model.update(force=True)
-    sd = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    sd = {k: _half(k, v) for k, v in model.state_dict().items()}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(sd, out)
@@ -442,7 +472,7 @@ def slim_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike) -> Path:
 
     state = load_checkpoint(ckpt)
     slim = {k: state[k] for k in ("args", "lmbda", "step", "base_steps", "base_from") if k in state}
-    slim["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
+    slim["model"] = {k: _half(k, v) for k, v in state["model"].items()}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     _save_atomic(slim, out)
@@ -503,6 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     t.add_argument("--levels", type=int, default=0, choices=range(0, 9), metavar="K",
                    help="variable rate: one model for qualities 1..K (gain units); 0 = one quality")
+    t.add_argument("--gain-lr-scale", type=float, default=10.0,
+                   help="with --levels: learning rate of the gain units relative to --lr")
     t.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: bfloat16 autocast on the transforms (rate and loss stay float32)")
     t.add_argument("--channels-last", action="store_true", help="channels-last memory format")
