@@ -112,7 +112,8 @@ def test_slim_checkpoint_exports_like_the_full_one(tmp_path):
     train(_args(tmp_path, ckpt, 2))
     slim = slim_checkpoint(ckpt, tmp_path / "slim.pt")
     small = torch.load(slim, weights_only=True)
-    assert "opt" not in small and all(v.dtype != torch.float32 for v in small["model"].values())
+    assert "opt" not in small and all(v.dtype != torch.float32 for k, v in small["model"].items()
+                                      if not k.endswith(".bound"))  # bounds stay float32 (1e-9)
     assert slim.stat().st_size < 0.5 * ckpt.stat().st_size
     full_sd = torch.load(export_model(ckpt, tmp_path / "a" / "m-q3.pt"), weights_only=True)
     slim_sd = torch.load(export_model(slim, tmp_path / "b" / "m-q3.pt"), weights_only=True)
