@@ -1,14 +1,14 @@
-"""nicviz dashboard: ``streamlit run app.py``. Pages live in ``pages/`` and call ``nicviz``."""
+"""nicviz dashboard: ``streamlit run app.py``. Pages live in ``app_pages/`` and call ``nicviz``."""
 
 import streamlit as st
 
 st.set_page_config(page_title="nicviz", page_icon=":material/compare:", layout="wide")
 
 pages = [
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare:", default=True),
-    st.Page("pages/rate_distortion.py", title="Rate-distortion", icon=":material/show_chart:"),
-    st.Page("pages/skin_lesions.py", title="Skin lesions", icon=":material/dermatology:"),
-    st.Page("pages/plates.py", title="Licence plates", icon=":material/directions_car:"),
-    st.Page("pages/run_sweep.py", title="Run a sweep", icon=":material/play_arrow:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", default=True),
+    st.Page("app_pages/rate_distortion.py", title="Rate-distortion", icon=":material/show_chart:"),
+    st.Page("app_pages/skin_lesions.py", title="Skin lesions", icon=":material/dermatology:"),
+    st.Page("app_pages/plates.py", title="Licence plates", icon=":material/directions_car:"),
+    st.Page("app_pages/run_sweep.py", title="Run a sweep", icon=":material/play_arrow:"),
 ]
 st.navigation(pages).run()

@@ -24,7 +24,7 @@ def psnr_shown(at: AppTest) -> float:
 def time_changes(codec: str, qualities: list[int]) -> list[float]:
     from nicviz.paths import data_root
 
-    at = AppTest.from_file(str(ROOT / "pages" / "compare.py"), default_timeout=600).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=600).run()
     root = data_root()
     if root is not None and (root / "kodak" / "kodim01.png").is_file():
         at.radio(key="source").set_value("Dataset image").run()

@@ -41,7 +41,7 @@ def test_app_entry_runs_default_page():
 
 
 def test_compare_page_reacts_to_codec_and_quality():
-    at = page("pages/compare.py").run()
+    at = page("app_pages/compare.py").run()
     assert not at.exception and not at.error
     assert at.selectbox(key="sample").value == "astronaut"
     first = metrics_row(at)
@@ -64,7 +64,7 @@ def test_compare_page_bad_dataset_file_is_a_message(tmp_path, monkeypatch):
     write_builtin_samples(data / "kodak", ("chelsea",))
     (data / "kodak" / "zz-bomb.png").write_bytes(png_bomb())
     monkeypatch.setenv("NICVIZ_DATA", str(data))
-    at = page("pages/compare.py").run()
+    at = page("app_pages/compare.py").run()
     at.radio(key="source").set_value("Dataset image").run()
     assert not at.exception
     at.selectbox(key="dataset_image").set_value("zz-bomb.png").run()
@@ -88,7 +88,7 @@ def results_root(tmp_path_factory) -> Path:
 
 def test_rate_distortion_page(results_root, monkeypatch):
     monkeypatch.setenv("NICVIZ_RESULTS", str(results_root))
-    at = page("pages/rate_distortion.py").run()
+    at = page("app_pages/rate_distortion.py").run()
     assert not at.exception and not at.error
     assert at.multiselect(key="rd_codecs").value == ["jpeg", "webp"]
     bd = frame(at, "BD-rate (%)")
@@ -104,14 +104,14 @@ def test_rate_distortion_page(results_root, monkeypatch):
 
 def test_rate_distortion_page_without_results(tmp_path, monkeypatch):
     monkeypatch.setenv("NICVIZ_RESULTS", str(tmp_path / "none"))
-    at = page("pages/rate_distortion.py").run()
+    at = page("app_pages/rate_distortion.py").run()
     assert not at.exception
     assert any("No rate-distortion results" in w.value for w in at.warning)
 
 
 def test_plates_page(results_root, monkeypatch):
     monkeypatch.setenv("NICVIZ_RESULTS", str(results_root))
-    at = page("pages/plates.py").run()
+    at = page("app_pages/plates.py").run()
     assert not at.exception and not at.error
     table = frame(at, "accuracy (%)")
     assert list(table["quality"]) == [5, 30, 90]
@@ -126,7 +126,7 @@ def test_plates_page(results_root, monkeypatch):
 
 def test_run_sweep_page(tmp_path, monkeypatch):
     monkeypatch.setenv("NICVIZ_RESULTS", str(tmp_path))
-    at = page("pages/run_sweep.py").run()
+    at = page("app_pages/run_sweep.py").run()
     assert not at.exception
     at.multiselect(key="rs_codecs").set_value(["jpeg"]).run()
     at.text_input(key="rs_qualities").set_value("jpeg=20,60").run()
@@ -165,7 +165,7 @@ def classify_root(tmp_path_factory) -> Path:
 
 def test_skin_lesions_page(classify_root, monkeypatch):
     monkeypatch.setenv("NICVIZ_RESULTS", str(classify_root))
-    at = page("pages/skin_lesions.py").run()
+    at = page("app_pages/skin_lesions.py").run()
     assert not at.exception
     table = frame(at, "drop")
     assert list(table["quality"]) == [1, 10, 90]
@@ -186,7 +186,7 @@ def test_rate_distortion_page_shows_consistency(classify_root, results_root, tmp
     for f in (classify_root / "kodak").iterdir():
         shutil.copy(f, both / "kodak" / f.name)
     monkeypatch.setenv("NICVIZ_RESULTS", str(both))
-    at = page("pages/rate_distortion.py").run()
+    at = page("app_pages/rate_distortion.py").run()
     assert not at.exception
     assert at.selectbox(key="rd_consistency").value == "kodak/consistency.csv"
     assert len(at.get("plotly_chart")) == 3
@@ -202,7 +202,7 @@ def test_compare_page_with_a_neural_codec():
         "test-random-app", "bmshj2018-factorized", RandomWeights("bmshj2018-factorized", seed=0), (1, 2)))
     try:
         st.cache_data.clear()
-        at = page("pages/compare.py").run()
+        at = page("app_pages/compare.py").run()
         at.selectbox(key="a_codec").set_value("test-random-app").run()
         assert not at.exception and not at.error
         assert at.select_slider(key="a_quality").options == ["1", "2"]

@@ -98,6 +98,9 @@ def test_every_page_in_chromium(server):
                 errors = pg.locator('[data-testid="stAlertContentError"]')
                 assert errors.count() == 0, f"{name}: {errors.all_inner_texts()}"
                 assert pg.locator("h1").count() >= 1, name
+                # a deep link gets the app's own menu (app.py ran), not Streamlit's folder listing
+                nav = pg.locator('[data-testid="stSidebarNav"]').inner_text()
+                assert "Licence plates" in nav and "Run a sweep" in nav, f"{name}: menu {nav!r}"
                 if name == "compare":
                     frame = pg.frame_locator("iframe").first
                     frame.locator("#cmp img").first.wait_for(timeout=30000)
