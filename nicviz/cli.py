@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from nicviz.errors import NicvizError
+from nicviz.paths import atomic_write_bytes, check_writable
 from nicviz.specs import parse_metrics, parse_numbers, parse_qualities, parse_task, split_list
 
 __all__ = ["main"]
@@ -58,18 +59,25 @@ def cmd_eval_image(args: argparse.Namespace) -> int:
     from nicviz.evaluate import evaluate
     from nicviz.images import load_image, to_png_bytes
 
+    for path, what in ((args.save_recon, "reconstruction"), (args.save_bitstream, "bitstream")):
+        if path:
+            check_writable(path, what)
     rgb = load_image(args.image)
     ev = evaluate(rgb, args.codec, args.quality, parse_metrics(args.metrics))
     row = {"image": str(args.image), **ev.row}
-    if args.save_recon:
-        Path(args.save_recon).write_bytes(to_png_bytes(ev.reconstruction))
-    if args.save_bitstream and ev.bitstream is not None:
-        Path(args.save_bitstream).write_bytes(ev.bitstream)
+    try:
+        if args.save_recon:
+            atomic_write_bytes(args.save_recon, to_png_bytes(ev.reconstruction))
+        if args.save_bitstream and ev.bitstream is not None:
+            atomic_write_bytes(args.save_bitstream, ev.bitstream)
+    except OSError as exc:
+        raise UsageError(f"cannot write the output: {exc.strerror or exc} ({exc.filename})") from None
     if args.json:
         keys = ("codec", "quality", "width", "height", "bytes", "bpp", "psnr", "ssim", "ms_ssim", "vif",
                 "mse", "mae", "encode_s", "decode_s", "rate_mode")
-        obj = {k: (None if isinstance(row[k], float) and math.isnan(row[k]) else row[k]) for k in keys}
-        print(json.dumps(obj))
+        # strict JSON: NaN (not measured) and infinity (identical images: PSNR) become null
+        obj = {k: (None if isinstance(row[k], float) and not math.isfinite(row[k]) else row[k]) for k in keys}
+        print(json.dumps(obj, allow_nan=False))
     else:
         for k, v in row.items():
             print(f"{k:>10}: {_fmt(v)}")
@@ -84,6 +92,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise UsageError(f"{out}: --out must end in .csv or .parquet")
+    check_writable(out, "--out file")
     dataset = resolve_dataset(args.dataset, args.data)
     codecs = split_list(args.codec)
     if not codecs:
@@ -211,6 +220,14 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
 
 
 # -- parser -----------------------------------------------------------------------------
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes are one line (``nicviz: error: ...``, exit 2), not a usage block."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"nicviz: error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
 def _executor_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("-j", "--jobs", type=int, default=1,
                    help="worker processes (with --executor dask and no --scheduler: local Dask workers)")
@@ -223,7 +240,7 @@ def _executor_options(s: argparse.ArgumentParser) -> None:
                    help="with --executor dask: send image bytes with each task (workers without the data folder)")
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nicviz", description="Measure what image compression does to images.")
+    p = OneLineParser(prog="nicviz", description="Measure what image compression does to images.")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("codecs", help="list codecs, quality scales and availability")

@@ -48,10 +48,16 @@ class Dataset:
     name: str
     root: Path
     files: tuple[Path, ...]
+    #: image files of a type nicviz does not read (listed as errors by a sweep)
+    unsupported: tuple[Path, ...] = ()
 
     def image_id(self, path: Path) -> str:
         """The ``image`` column: the path relative to the dataset root, with ``/``."""
         return path.relative_to(self.root).as_posix()
+
+
+#: image types nicviz does not read: a sweep lists these files in its errors file
+UNSUPPORTED_SUFFIXES = {".gif", ".svg", ".heic", ".heif", ".avif", ".jxl", ".ico", ".psd", ".dng", ".cr2", ".nef"}
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -80,7 +86,9 @@ def resolve_dataset(spec: str, data: str | os.PathLike | None = None) -> Dataset
     files = list_images(folder)
     if not files:
         raise DatasetError(f"{folder}: no image files found")
-    return Dataset(name=name, root=folder, files=tuple(files))
+    unsupported = tuple(sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in UNSUPPORTED_SUFFIXES
+                               and not any(part.startswith(".") for part in p.relative_to(folder).parts)))
+    return Dataset(name=name, root=folder, files=tuple(files), unsupported=unsupported)
 
 
 #: Photographs shipped inside scikit-image, usable with no data folder.

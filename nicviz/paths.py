@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["PACKAGE_DIR", "MODELS_DIR", "REFERENCE_DIR", "checkout_root", "data_root", "results_dir",
-           "atomic_write", "atomic_write_bytes", "atomic_write_text"]
+           "atomic_write", "atomic_write_bytes", "atomic_write_text", "check_writable", "FileLock"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: nicviz's own trained models (float16 state dicts with metadata JSON)
@@ -71,3 +71,80 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
+
+
+def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
+    """Refuse, before any work, an output that cannot be written: a directory, or a place
+    without write permission (its first existing parent decides)."""
+    from nicviz.errors import NicvizError
+
+    p = Path(path)
+    if p.is_dir():
+        raise NicvizError(f"{p}: the {what} names a directory; give a file name")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise NicvizError(f"{p}: the {what} is not writable")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise NicvizError(f"{p}: cannot write the {what} in {parent} (no permission)")
+    return p
+
+
+class FileLock:
+    """One writer per file: ``<path>.lock`` holds the writer's process id. A second
+    writer gets a one-line :class:`~nicviz.errors.NicvizError` naming that process; a
+    lock left by a process that no longer exists is taken over."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.lock = Path(str(path) + ".lock")
+        self.held = False
+
+    def _owner(self) -> int | None:
+        try:
+            return int(self.lock.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def acquire(self) -> None:
+        from nicviz.errors import NicvizError
+
+        self.lock.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid = self._owner()
+                if pid is not None and pid != os.getpid() and _alive(pid):
+                    target = str(self.lock)[: -len(".lock")]
+                    raise NicvizError(f"{target} is in use by process {pid} (another sweep is writing it); "
+                                      "wait for it to finish or choose another output") from None
+                self.lock.unlink(missing_ok=True)  # stale: its writer is gone
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{os.getpid()}\n")
+            self.held = True
+            return
+        raise NicvizError(f"{self.lock}: cannot take the lock")
+
+    def release(self) -> None:
+        if self.held:
+            self.lock.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

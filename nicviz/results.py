@@ -27,6 +27,7 @@ __all__ = [
     "KEY",
     "COLUMNS",
     "read_results",
+    "complete_rows",
     "write_results",
     "meta_path",
     "errors_path",
@@ -66,11 +67,23 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     suffix = _check_suffix(p)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such results file")
-    df = pd.read_parquet(p) if suffix == ".parquet" else pd.read_csv(p, keep_default_na=True)
+    try:
+        df = pd.read_parquet(p) if suffix == ".parquet" else pd.read_csv(p, keep_default_na=True)
+    except (ValueError, UnicodeDecodeError, OSError) as exc:  # pandas' ParserError is a ValueError
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise NicvizError(f"{p}: cannot be read as a results file ({first}); it was left untouched") from None
     missing = [c for c in ("codec", "quality", "bpp") if c not in df.columns]
     if missing:
         raise NicvizError(f"{p}: not a nicviz results file (missing {', '.join(missing)})")
     return df
+
+
+def complete_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows a resumed sweep may keep: key, rate and rate mode present and ``bpp``
+    a number (a row cut by a torn write has them missing). The rest is recomputed."""
+    need = [c for c in (*KEY, "bytes", "bpp", "rate_mode") if c in df.columns]
+    ok = df[need].notna().all(axis=1) & pd.to_numeric(df["bpp"], errors="coerce").notna()
+    return df[ok]
 
 
 def write_results(df: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -84,7 +84,7 @@ def parse_qualities(codecs: list[str], spec: str | None,
                 raise SpecError(f"quality spec names codec {name!r}, which is not among the chosen codecs")
             qs = parse_numbers(values, f"{name} quality")
             if not qs:
-                raise SpecError(f"no qualities after '{name}='")
+                raise SpecError(f"no qualities after {name}= in the quality spec")
             out[name] = qs
     missing = [c for c, qs in out.items() if not qs]
     if missing:

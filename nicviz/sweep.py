@@ -24,11 +24,13 @@ from nicviz.datasets import Dataset
 from nicviz.errors import NicvizError
 from nicviz.evaluate import evaluate
 from nicviz.executors import MISSING_ROOT, Executor, ProcessExecutor, SerialExecutor, make_executor
-from nicviz.images import ImageError, load_image
+from nicviz.images import IMAGE_SUFFIXES, ImageError, load_image
 from nicviz.metrics import METRICS
+from nicviz.paths import FileLock, check_writable
 from nicviz.results import (
     COLUMNS,
     KEY,
+    complete_rows,
     errors_path,
     meta_path,
     portable_root,
@@ -138,7 +140,7 @@ def _key(row: dict) -> tuple:
 def _existing_rows(out: Path) -> dict[tuple, dict]:
     found: dict[tuple, dict] = {}
     if out.is_file():
-        df = read_results(out)
+        df = complete_rows(read_results(out))
         if all(k in df.columns for k in KEY):
             for rec in df.to_dict("records"):
                 found[_key(rec)] = rec
@@ -191,71 +193,80 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
         from nicviz.tasks import get_task
 
         labels = get_task(task).labels(dataset)
-    t_start = time.perf_counter()
-    found = _existing_rows(out)
-    tasks = plan_tasks(dataset, codecs, qualities, metrics, found.keys(), task, labels)
-    total_rows = sum(len(t.pairs) for t in tasks)
-    skipped = len(found)
-    executor = executor or make_executor("local", jobs)
-    journal = _journal_path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    errors: list[dict] = []
-    computed = 0
-    done_rows = 0
-    bar = None
-    if progress and total_rows:
-        from tqdm import tqdm
+    check_writable(out, "results file")
+    lock = FileLock(out)  # one writer per results file: a second sweep on it refuses in one line
+    lock.acquire()
+    try:
+        t_start = time.perf_counter()
+        found = _existing_rows(out)
+        tasks = plan_tasks(dataset, codecs, qualities, metrics, found.keys(), task, labels)
+        total_rows = sum(len(t.pairs) for t in tasks)
+        skipped = len(found)
+        executor = executor or make_executor("local", jobs)
+        journal = _journal_path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        errors: list[dict] = [
+            {"image": dataset.image_id(p), "codec": None, "quality": None,
+             "error": f"{dataset.image_id(p)}: {p.suffix.lower()} images are not read by nicviz "
+                      f"(use {', '.join(sorted(IMAGE_SUFFIXES))})"} for p in dataset.unsupported]
+        computed = 0
+        done_rows = 0
+        bar = None
+        if progress and total_rows:
+            from tqdm import tqdm
 
-        bar = tqdm(total=total_rows, unit="row", desc=f"sweep {dataset.name}", dynamic_ncols=True)
-    last_flush = time.monotonic()
-    with journal.open("a", encoding="utf-8") as jf:
-        for task_, records in zip_tasks(executor, tasks):
-            lines = []
-            for rec in records:
-                if MISSING_ROOT in rec:  # only a remote worker can miss the folder; a local one means it vanished
-                    rec = {"error": {"image": task_.image, "codec": None, "quality": None,
-                                     "error": f"{task_.image}: dataset folder {rec[MISSING_ROOT]} is missing"}}
-                if "error" in rec:
-                    errors.append(rec["error"])
-                else:
-                    found[_key(rec)] = rec
-                    computed += 1
-                lines.append(json.dumps(rec, default=float) + "\n")
-            jf.write("".join(lines))
-            jf.flush()
-            os.fsync(jf.fileno())
-            done_rows += len(task_.pairs)
-            if bar is not None:
-                bar.update(len(task_.pairs))
-            if on_progress is not None:
-                on_progress(done_rows, total_rows)
-            if time.monotonic() - last_flush > flush_every_s:
-                write_results(_frame(found.values()), out)
-                last_flush = time.monotonic()
-    if bar is not None:
-        bar.close()
-    write_results(_frame(found.values()), out)
-    wall = time.perf_counter() - t_start
-    root, root_base = portable_root(dataset.root)
-    meta = run_metadata(command, dataset=dataset.name, dataset_root=root, dataset_root_base=root_base, codecs=codecs,
-                        qualities=qualities, metrics=list(metrics), task=task, rows=len(found), errors=len(errors),
-                        seed=0)
-    # a results file can grow over several runs (another codec added later): keep each run's record
-    previous = []
-    if meta_path(out).is_file():
-        try:
-            old = json.loads(meta_path(out).read_text())
-            previous = old.get("runs") or [{k: old.get(k) for k in ("date", "command", "codecs", "qualities",
-                                                                    "packages")}]
-        except (OSError, json.JSONDecodeError):
-            previous = []
-    meta["runs"] = [*previous, {k: meta[k] for k in ("date", "command", "codecs", "qualities", "packages")}]
-    meta["codecs"] = sorted({str(r["codec"]) for r in found.values()})
-    write_json_atomic(meta, meta_path(out))
-    err_file = errors_path(out)
-    if errors:
-        pd.DataFrame(errors).drop_duplicates().to_csv(err_file, index=False)
-    elif err_file.exists():
-        err_file.unlink()
-    journal.unlink(missing_ok=True)
-    return SweepSummary(out=out, rows=len(found), computed=computed, skipped=skipped, errors=errors, wall_s=wall)
+            bar = tqdm(total=total_rows, unit="row", desc=f"sweep {dataset.name}", dynamic_ncols=True)
+        last_flush = time.monotonic()
+        with journal.open("a", encoding="utf-8") as jf:
+            for task_, records in zip_tasks(executor, tasks):
+                lines = []
+                for rec in records:
+                    if MISSING_ROOT in rec:  # only a remote worker can miss the folder; a local one means it vanished
+                        rec = {"error": {"image": task_.image, "codec": None, "quality": None,
+                                         "error": f"{task_.image}: dataset folder {rec[MISSING_ROOT]} is missing"}}
+                    if "error" in rec:
+                        errors.append(rec["error"])
+                    else:
+                        found[_key(rec)] = rec
+                        computed += 1
+                    lines.append(json.dumps(rec, default=float) + "\n")
+                jf.write("".join(lines))
+                jf.flush()
+                os.fsync(jf.fileno())
+                done_rows += len(task_.pairs)
+                if bar is not None:
+                    bar.update(len(task_.pairs))
+                if on_progress is not None:
+                    on_progress(done_rows, total_rows)
+                if time.monotonic() - last_flush > flush_every_s:
+                    write_results(_frame(found.values()), out)
+                    last_flush = time.monotonic()
+        if bar is not None:
+            bar.close()
+        write_results(_frame(found.values()), out)
+        wall = time.perf_counter() - t_start
+        root, root_base = portable_root(dataset.root)
+        meta = run_metadata(command, dataset=dataset.name, dataset_root=root, dataset_root_base=root_base, codecs=codecs,
+                            qualities=qualities, metrics=list(metrics), task=task, rows=len(found), errors=len(errors),
+                            seed=0)
+        # a results file can grow over several runs (another codec added later): keep each run's record
+        previous = []
+        if meta_path(out).is_file():
+            try:
+                old = json.loads(meta_path(out).read_text())
+                previous = old.get("runs") or [{k: old.get(k) for k in ("date", "command", "codecs", "qualities",
+                                                                        "packages")}]
+            except (OSError, json.JSONDecodeError):
+                previous = []
+        meta["runs"] = [*previous, {k: meta[k] for k in ("date", "command", "codecs", "qualities", "packages")}]
+        meta["codecs"] = sorted({str(r["codec"]) for r in found.values()})
+        write_json_atomic(meta, meta_path(out))
+        err_file = errors_path(out)
+        if errors:
+            pd.DataFrame(errors).drop_duplicates().to_csv(err_file, index=False)
+        elif err_file.exists():
+            err_file.unlink()
+        journal.unlink(missing_ok=True)
+        return SweepSummary(out=out, rows=len(found), computed=computed, skipped=skipped, errors=errors, wall_s=wall)
+    finally:
+        lock.release()
