@@ -119,3 +119,56 @@ def write_builtin_samples(folder: str | os.PathLike, names: tuple[str, ...] = BU
         if not target.exists():
             Image.fromarray(builtin_sample(n)).save(target)
     return resolve_dataset(str(root))
+
+
+def dataset_from_uploads(files: list[tuple[str, bytes]], folder: str | os.PathLike, max_files: int = 500,
+                         max_bytes: int = 512 << 20) -> Dataset:
+    """A dataset from uploaded files: images, or zip archives of images (class
+    sub-folders inside a zip are kept as labels). Names are reduced to safe relative
+    paths (no ``..``, no absolute paths, no hidden parts); other members are ignored;
+    more than ``max_files`` images or ``max_bytes`` in all is a one-line error."""
+    import io
+    import re
+    import zipfile
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    count, total = 0, 0
+
+    def safe(name: str) -> Path | None:
+        parts = [p for p in re.split(r"[\\/]+", name) if p not in ("", ".")]
+        if not parts or any(p == ".." or p.startswith(".") for p in parts):
+            return None
+        parts = [re.sub(r"[^A-Za-z0-9._ -]", "_", p)[:120] for p in parts]
+        return Path(*parts) if Path(parts[-1]).suffix.lower() in IMAGE_SUFFIXES else None
+
+    def add(name: str, data: bytes) -> None:
+        nonlocal count, total
+        rel = safe(name)
+        if rel is None:
+            return
+        count, total = count + 1, total + len(data)
+        if count > max_files:
+            raise DatasetError(f"more than {max_files} images uploaded; use the command line for larger sweeps")
+        if total > max_bytes:
+            raise DatasetError(f"the upload is larger than {max_bytes >> 20} MB")
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+
+    for name, data in files:
+        if name.lower().endswith(".zip"):
+            try:
+                with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                    for info in zf.infolist():
+                        if info.is_dir():
+                            continue
+                        if info.file_size > max_bytes - total:
+                            raise DatasetError(f"{name}: the archive unpacks to more than {max_bytes >> 20} MB")
+                        add(info.filename, zf.read(info))
+            except zipfile.BadZipFile:
+                raise DatasetError(f"{name}: not a readable zip archive") from None
+        else:
+            add(name, data)
+    if count == 0:
+        raise DatasetError("no image files among the uploads (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ", or a zip of them)")
+    return resolve_dataset(str(out))

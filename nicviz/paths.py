@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["PACKAGE_DIR", "MODELS_DIR", "REFERENCE_DIR", "checkout_root", "data_root", "results_dir",
-           "atomic_write", "atomic_write_bytes", "atomic_write_text", "check_writable", "FileLock"]
+           "atomic_write", "atomic_write_bytes", "atomic_write_text", "check_writable", "FileLock",
+           "allowed_roots", "allowed_folder"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: nicviz's own trained models (float16 state dicts with metadata JSON)
@@ -148,3 +149,44 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def allowed_roots() -> list[Path]:
+    """Folders a shared dashboard may read datasets from: the data root and the folders
+    in ``$NICVIZ_ALLOWED_ROOTS`` (separated by ``os.pathsep``; for a single-user install)."""
+    roots = [data_root()] + [Path(p).expanduser() for p in os.environ.get("NICVIZ_ALLOWED_ROOTS", "").split(os.pathsep)
+                             if p.strip()]
+    return [r.resolve() for r in roots if r is not None and r.is_dir()]
+
+
+def allowed_folder(text: str) -> Path:
+    """The folder a dashboard user typed, if it lies inside an allowed root (a path
+    relative to the data root, or an absolute one); else a one-line error that echoes
+    only the user's own input and says nothing about what exists on the server."""
+    from nicviz.errors import NicvizError
+
+    roots = allowed_roots()
+    refuse = NicvizError(f"{text!r} is not a dataset folder this dashboard may read (folders under the data root"
+                         + (", or $NICVIZ_ALLOWED_ROOTS)" if roots else "; none is configured)"))
+    if not text or "\x00" in text:
+        raise refuse
+    p = Path(text).expanduser()
+    candidates = [p] if p.is_absolute() else [r / p for r in roots]
+    for cand in candidates:
+        try:
+            real = cand.resolve()
+        except (OSError, RuntimeError):
+            continue
+        for root in roots:
+            try:
+                rel = real.relative_to(root)
+            except ValueError:
+                continue
+            if any(part.startswith(".") for part in rel.parts):
+                raise refuse
+            try:
+                if real.is_dir():
+                    return real
+            except OSError:
+                pass
+    raise refuse

@@ -134,12 +134,75 @@ def test_run_sweep_page(tmp_path, monkeypatch):
     at.button(key="rs_run").click().run()
     assert not at.exception and not at.error
     assert any("rows in" in s.value for s in at.success)
-    df = pd.read_csv(tmp_path / "user" / "my-sweep.csv")
+    name = at.text_input(key="rs_name").value
+    assert name.startswith("my-sweep-") and len(name) > len("my-sweep-")  # each session its own default
+    df = pd.read_csv(tmp_path / "user" / f"{name}.csv")
     assert len(df) == 6 * 2 and set(df["quality"]) == {20, 60}
     # bad input is a message, not a traceback
     at.text_input(key="rs_qualities").set_value("jpeg=abc").run()
     at.button(key="rs_run").click().run()
     assert not at.exception and at.error
+    # another session never adds to this file without asking
+    other = page("app_pages/run_sweep.py").run()
+    assert other.text_input(key="rs_name").value != name
+    other.text_input(key="rs_name").set_value(name).run()
+    other.multiselect(key="rs_codecs").set_value(["jpeg"]).run()
+    other.text_input(key="rs_qualities").set_value("jpeg=30").run()
+    other.button(key="rs_run").click().run()
+    assert not other.exception and "exists" in other.error[0].value
+    assert len(pd.read_csv(tmp_path / "user" / f"{name}.csv")) == 12
+
+
+@pytest.mark.parametrize("typed", ["/", "/proc", "..", "../..", "~", "/etc", "kodak/../../.."])
+def test_run_sweep_page_reads_no_folder_outside_the_allowed_roots(tmp_path, monkeypatch, typed):
+    data = tmp_path / "data"
+    (data / "mine").mkdir(parents=True)
+    monkeypatch.setenv("NICVIZ_DATA", str(data))
+    monkeypatch.setenv("NICVIZ_RESULTS", str(tmp_path / "results"))
+    at = page("app_pages/run_sweep.py").run()
+    at.selectbox(key="rs_dataset").set_value("a folder under the data root").run()
+    at.text_input(key="rs_folder").set_value(typed).run()
+    at.button(key="rs_run").click().run()
+    assert not at.exception and len(at.error) == 1
+    msg = at.error[0].value
+    assert "may read" in msg and str(tmp_path) not in msg and "Permission" not in msg
+
+
+def test_run_sweep_page_sweeps_an_uploaded_zip_and_enforces_the_image_limit(tmp_path, monkeypatch):
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    monkeypatch.setenv("NICVIZ_RESULTS", str(tmp_path))
+    monkeypatch.setenv("NICVIZ_MAX_SWEEP_IMAGES", "3")
+    from nicviz.datasets import dataset_from_uploads
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i, name in enumerate(["melanoma/a.png", "nevus/b.png", "../escape.png", ".hidden/c.png", "notes.txt"]):
+            png = io.BytesIO()
+            Image.new("RGB", (32, 32), (i * 40, 80, 120)).save(png, "PNG")
+            zf.writestr(name, png.getvalue())
+    ds = dataset_from_uploads([("set.zip", buf.getvalue())], tmp_path / "up", max_files=3)
+    # ".." and hidden members are dropped, nothing lands outside the upload folder
+    assert sorted(ds.image_id(p) for p in ds.files) == ["melanoma/a.png", "nevus/b.png"]
+    assert not list(tmp_path.glob("escape.png")) and not (tmp_path / "up" / ".hidden").exists()
+    with pytest.raises(Exception, match="more than 1 images"):
+        dataset_from_uploads([("set.zip", buf.getvalue())], tmp_path / "up2", max_files=1)
+    with pytest.raises(Exception, match="not a readable zip"):
+        dataset_from_uploads([("bad.zip", b"PK nonsense")], tmp_path / "up3")
+    # the page: a folder of 4 images is over the limit of 3, with a clear message
+    data = tmp_path / "data"
+    for i in range(4):
+        (data / "four").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (i, i, i)).save(data / "four" / f"{i}.png")
+    monkeypatch.setenv("NICVIZ_DATA", str(data))
+    at = page("app_pages/run_sweep.py").run()
+    at.selectbox(key="rs_dataset").set_value("a folder under the data root").run()
+    at.text_input(key="rs_folder").set_value("four").run()
+    at.button(key="rs_run").click().run()
+    assert not at.exception and "at most 3" in at.error[0].value
 
 
 @pytest.fixture(scope="module")
