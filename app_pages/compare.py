@@ -14,6 +14,7 @@ from nicviz.dashboard.widgets import (
     dataset_images,
     error_maps,
     load_upload,
+    neural_size_guard,
     png_later,
     quality_picker,
     sample_image,
@@ -62,6 +63,9 @@ codec_a, q_a = codec_picker("A", "a")
 ab = st.toggle("A/B: compare with a second codec", key="ab")
 codec_b, q_b = codec_picker("B", "b", "webp") if ab else (None, None)
 
+if rgb is None:
+    st.stop()
+rgb = neural_size_guard(rgb, [codec_a, codec_b], "cmp_downscale")
 if rgb is None:
     st.stop()
 

@@ -104,9 +104,9 @@ else:
         ref_text, _ = read_plate(rgb)
         text, conf = read_plate(res[1])
         a, b = st.columns(2)
-        a.image(rgb, caption="original", use_container_width=True)
+        a.image(rgb, caption="original", width="stretch")
         b.image(res[1], caption=f"{dcodec} q{dq}: {res[0]['bpp']:.3f} bpp, PSNR {res[0]['psnr']:.1f} dB",
-                use_container_width=True)
+                width="stretch")
         a.markdown(f"read: {diff_html(truth, ref_text)} (CER {cer(ref_text, truth):.2f})", unsafe_allow_html=True)
         b.markdown(f"read: {diff_html(truth, text)} (CER {cer(text, truth):.2f}, confidence {conf:.2f})",
                    unsafe_allow_html=True)

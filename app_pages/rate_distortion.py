@@ -19,7 +19,10 @@ if not files:
                "`nicviz sweep`.")
     st.stop()
 labels = {str(p.relative_to(results_dir())): p for p in files}
-default = [k for k in labels if k.startswith("kodak/")] or list(labels)[:1]
+# the shipped Kodak curves, and the newest sweep of the user's own (Run a sweep) when there is one
+newest_user = max((k for k in labels if k.startswith("user/")), key=lambda k: labels[k].stat().st_mtime, default=None)
+default = [k for k in labels if k.startswith("kodak/")] + ([newest_user] if newest_user else [])
+default = default or list(labels)[:1]
 chosen = st.multiselect("Results files", list(labels), default=default, key="rd_files")
 if not chosen:
     st.info("Choose at least one results file.")
@@ -35,7 +38,10 @@ if not frames:
 df = pd.concat(frames, ignore_index=True)
 datasets = sorted(df["dataset"].astype(str).unique())
 if len(datasets) > 1:
-    ds = st.selectbox("Dataset", datasets, key="rd_dataset")
+    newest = load_results(str(labels[newest_user]), labels[newest_user].stat().st_mtime) \
+        if newest_user in chosen else None
+    first = str(newest["dataset"].iloc[0]) if newest is not None and len(newest) else datasets[0]
+    ds = st.selectbox("Dataset", datasets, index=datasets.index(first) if first in datasets else 0, key="rd_dataset")
     df = df[df["dataset"] == ds]
 
 c1, c2, c3 = st.columns(3)

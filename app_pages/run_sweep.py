@@ -36,8 +36,9 @@ elif folder == "__upload__":
                                accept_multiple_files=True, key="rs_upload") or []
 codecs = st.multiselect("Codecs", available_codecs(), default=["jpeg", "webp"], key="rs_codecs")
 defaults = format_qualities({c: get_codec(c).available_qualities()[::2] for c in codecs})
+# keyed by the codec choice: adding or removing a codec brings its qualities along
 qspec = st.text_input("Qualities per codec (codec=q,q,... or start:stop:step; separated by ';')", value=defaults,
-                      key="rs_qualities")
+                      key="rs_qualities_" + "-".join(codecs))
 metrics = st.multiselect("Metrics", list(METRICS), default=["psnr", "ssim", "ms_ssim"], key="rs_metrics")
 task = st.selectbox("Task", ["rd", "ocr", "classify", "classify:imagenet-effnet-lite0"],
                     format_func={"rd": "reconstruction quality only",

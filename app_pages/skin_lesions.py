@@ -14,6 +14,7 @@ from nicviz.dashboard.widgets import (
     classifier,
     classify,
     load_upload,
+    neural_size_guard,
     quality_picker,
     result_frames,
     results_meta,
@@ -103,15 +104,16 @@ elif up is not None:
         u1, u2 = st.columns(2)
         ucodec = u1.selectbox("Codec", codecs, index=codecs.index("jpeg") if "jpeg" in codecs else 0, key="sk_ucodec")
         uq = quality_picker(ucodec, "Quality", "sk_uq", u2, default_index=1)
-        res, err = cached_evaluate(rgb, ucodec, uq)
+        rgb = neural_size_guard(rgb, [ucodec], "sk_downscale")
+        res, err = cached_evaluate(rgb, ucodec, uq) if rgb is not None else (None, None)
         if err:
             st.error(err)
-        else:
+        elif res is not None:
             classes, p0 = classify(rgb)
             _, p1 = classify(res[1])
             a, b = st.columns(2)
-            a.image(rgb, caption="original", use_container_width=True)
-            b.image(res[1], caption=f"{ucodec} q{uq}: {res[0]['bpp']:.2f} bpp", use_container_width=True)
+            a.image(rgb, caption="original", width="stretch")
+            b.image(res[1], caption=f"{ucodec} q{uq}: {res[0]['bpp']:.2f} bpp", width="stretch")
             top0, top1 = int(np.argmax(p0)), int(np.argmax(p1))
             a.markdown(f"**{classes[top0]}** ({100 * p0[top0]:.0f} %)")
             b.markdown(f"**{classes[top1]}** ({100 * p1[top1]:.0f} %)")

@@ -129,17 +129,25 @@ def test_run_sweep_page(tmp_path, monkeypatch):
     at = page("app_pages/run_sweep.py").run()
     assert not at.exception
     at.multiselect(key="rs_codecs").set_value(["jpeg"]).run()
-    at.text_input(key="rs_qualities").set_value("jpeg=20,60").run()
+    at.text_input(key="rs_qualities_jpeg").set_value("jpeg=20,60").run()
     at.multiselect(key="rs_metrics").set_value(["psnr"]).run()
     at.button(key="rs_run").click().run()
     assert not at.exception and not at.error
     assert any("rows in" in s.value for s in at.success)
     name = at.text_input(key="rs_name").value
     assert name.startswith("my-sweep-") and len(name) > len("my-sweep-")  # each session its own default
+    # the new sweep shows on Rate-distortion without changing any selection
+    rd = page("app_pages/rate_distortion.py").run()
+    assert not rd.exception and f"user/{name}.csv" in rd.multiselect(key="rd_files").value
+    assert len(rd.get("plotly_chart")) >= 1
+    # adding a codec brings its qualities into the spec
+    at.multiselect(key="rs_codecs").set_value(["jpeg", "webp"]).run()
+    assert "webp=" in at.text_input(key="rs_qualities_jpeg-webp").value
+    at.multiselect(key="rs_codecs").set_value(["jpeg"]).run()
     df = pd.read_csv(tmp_path / "user" / f"{name}.csv")
     assert len(df) == 6 * 2 and set(df["quality"]) == {20, 60}
     # bad input is a message, not a traceback
-    at.text_input(key="rs_qualities").set_value("jpeg=abc").run()
+    at.text_input(key="rs_qualities_jpeg").set_value("jpeg=abc").run()
     at.button(key="rs_run").click().run()
     assert not at.exception and at.error
     # another session never adds to this file without asking
@@ -147,7 +155,7 @@ def test_run_sweep_page(tmp_path, monkeypatch):
     assert other.text_input(key="rs_name").value != name
     other.text_input(key="rs_name").set_value(name).run()
     other.multiselect(key="rs_codecs").set_value(["jpeg"]).run()
-    other.text_input(key="rs_qualities").set_value("jpeg=30").run()
+    other.text_input(key="rs_qualities_jpeg").set_value("jpeg=30").run()
     other.button(key="rs_run").click().run()
     assert not other.exception and "exists" in other.error[0].value
     assert len(pd.read_csv(tmp_path / "user" / f"{name}.csv")) == 12
@@ -275,4 +283,31 @@ def test_compare_page_with_a_neural_codec():
         assert not at.exception and metrics_row(at)["quality"] == 1
     finally:
         unregister_codec("test-random-app")
+        st.cache_data.clear()
+
+
+def test_compare_offers_a_downscale_before_a_neural_codec_gets_a_large_image(monkeypatch):
+    import streamlit as st
+
+    import nicviz.dashboard.widgets as w
+    from nicviz.codecs import register_codec, unregister_codec
+    from nicviz.codecs.neural import NeuralCodec, RandomWeights
+
+    monkeypatch.setattr(w, "MAX_NEURAL_PIXELS", 40_000)  # astronaut is 512 x 512 = 262,144 pixels
+    register_codec("test-random-big", lambda: NeuralCodec(
+        "test-random-big", "bmshj2018-factorized", RandomWeights("bmshj2018-factorized", seed=0), (1,)))
+    try:
+        st.cache_data.clear()
+        at = page("app_pages/compare.py").run()
+        at.selectbox(key="a_codec").set_value("test-random-big").run()
+        assert not at.exception and at.checkbox(key="cmp_downscale").value
+        row = metrics_row(at)
+        assert 8 * row["bytes"] / row["bpp"] == pytest.approx(40_000, rel=0.02)  # pixels coded: the downscale
+        at.checkbox(key="cmp_downscale").uncheck().run()
+        assert not at.exception and "too large for a neural codec" in at.error[0].value
+        at.selectbox(key="a_codec").set_value("jpeg").run()  # classical codecs take the full image
+        row = metrics_row(at)
+        assert not at.exception and not at.error and 8 * row["bytes"] / row["bpp"] == pytest.approx(512 * 512)
+    finally:
+        unregister_codec("test-random-big")
         st.cache_data.clear()

@@ -15,12 +15,16 @@ from nicviz.errors import NicvizError
 from nicviz.evaluate import evaluate
 from nicviz.images import ImageError, load_image, to_png_bytes
 
-__all__ = ["result_frames", "results_meta", "png_later", "comparison", "error_maps", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+__all__ = ["neural_size_guard", "MAX_NEURAL_PIXELS", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
            "load_upload", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
            "classifier", "classify"]
 
 
-@st.cache_data(show_spinner=False)
+#: pixels a neural codec gets on a shared dashboard before it offers a downscale
+MAX_NEURAL_PIXELS = int(__import__("os").environ.get("NICVIZ_MAX_NEURAL_PIXELS", str(1_000_000)))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
 def sample_image(name: str) -> np.ndarray:
     return builtin_sample(name)
 
@@ -94,7 +98,7 @@ def dataset_choices() -> dict[str, str]:
     return {name: str(root / sub) for name, sub in KNOWN_DATASETS.items() if (root / sub).is_dir()}
 
 
-@st.cache_data(show_spinner=False, ttl=300)
+@st.cache_data(show_spinner=False, ttl=300, max_entries=16)
 def dataset_images(folder: str) -> list[str]:
     try:
         ds = resolve_dataset(folder)
@@ -113,6 +117,25 @@ def dataset_image(folder: str, image: str) -> tuple[np.ndarray | None, str | Non
         return None, str(exc)
 
 
+def neural_size_guard(rgb: np.ndarray, codecs: list[str], key: str) -> np.ndarray | None:
+    """``rgb`` as the neural codecs among ``codecs`` may take it: unchanged when small
+    enough (``NICVIZ_MAX_NEURAL_PIXELS``), else downscaled when the user agrees, else
+    ``None`` with a message (a 2048 x 2048 image takes minutes and gigabytes on a CPU)."""
+    h, w = rgb.shape[:2]
+    if h * w <= MAX_NEURAL_PIXELS or not any(get_codec(c).family == "neural" for c in codecs if c):
+        return rgb
+    scale = (MAX_NEURAL_PIXELS / (h * w)) ** 0.5
+    nh, nw = max(1, int(h * scale)), max(1, int(w * scale))
+    if st.checkbox(f"Downscale to {nw} x {nh} for the neural codec (this image has {w * h / 1e6:.1f} megapixels; "
+                   f"the limit here is {MAX_NEURAL_PIXELS / 1e6:.1f})", value=True, key=key):
+        from PIL import Image
+
+        return np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.LANCZOS))
+    st.error(f"This image is too large for a neural codec on this server ({w * h / 1e6:.1f} megapixels, limit "
+             f"{MAX_NEURAL_PIXELS / 1e6:.1f}): downscale it or pick a classical codec.")
+    return None
+
+
 def load_upload(data: bytes, name: str) -> tuple[np.ndarray | None, str | None]:
     try:
         return load_image(data, name=name), None
@@ -120,7 +143,7 @@ def load_upload(data: bytes, name: str) -> tuple[np.ndarray | None, str | None]:
         return None, str(exc)
 
 
-@st.cache_data(show_spinner=False, ttl=30)
+@st.cache_data(show_spinner=False, ttl=30, max_entries=12)
 def load_results(path: str, mtime: float):
     """A results file as a DataFrame (``mtime`` in the key refreshes it after a new sweep)."""
     from nicviz.results import read_results
@@ -211,9 +234,9 @@ def side_by_side(root: str | None, image: str, codec: str, quality: int, what: s
         st.info(f"The {what} are not on this machine (data folder missing); results only.")
         return left, right
     res, err = cached_evaluate(rgb, codec, int(quality))
-    left.image(rgb, caption="original", use_container_width=True)
+    left.image(rgb, caption="original", width="stretch")
     if res:
-        right.image(res[1], caption=f"{codec} q{quality}: {res[0]['bpp']:.3f} bpp", use_container_width=True)
+        right.image(res[1], caption=f"{codec} q{quality}: {res[0]['bpp']:.3f} bpp", width="stretch")
     else:
         right.error(err)
     return left, right

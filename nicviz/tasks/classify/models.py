@@ -122,10 +122,15 @@ class KerasClassifier(Classifier):
         preprocess = preprocess or meta.get("preprocess", "scale01")
         if preprocess not in PREPROCESS:
             raise NicvizError(f"unknown preprocessing {preprocess!r}; choose from {', '.join(PREPROCESS)}")
+        import os
+
+        # TensorFlow's C++ start-up messages would come before nicviz's one-line errors
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
         try:
             import keras
         except ImportError as exc:
-            raise RuntimeError(f"Keras models need tensorflow-cpu installed ({exc})") from None
+            raise NicvizError(f"Keras models need tensorflow-cpu installed ({exc})") from None
         try:
             self.model = keras.models.load_model(str(path), compile=False, safe_mode=True)
         except Exception as exc:  # keras raises many types for bad files
