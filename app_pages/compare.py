@@ -88,7 +88,7 @@ left_img, left_label = (results["B"][3], f"B: {results['B'][0]} q{results['B'][1
     else (rgb, "original")
 html, height = comparison(left_img, right_img, left_label, f"{first[0]} q{first[1]}")
 st.subheader("Before / after")
-st.caption("Drag across the image or move the slider underneath.")
+st.caption("Drag or click on the picture to move the divider (or use the slider underneath).")
 st.iframe(html, height=height)
 
 st.subheader("Metrics")

@@ -73,10 +73,10 @@ def comparison_html(left: np.ndarray, right: np.ndarray, left_label: str, right_
     h, w = left.shape[:2]
     height = int(round(width * h / w))
     html = f"""
-<div id="cmp" style="position:relative;width:{width}px;height:{height}px;user-select:none;font-family:sans-serif">
-  <img src="{_data_url(right)}" style="position:absolute;left:0;top:0;width:{width}px;height:{height}px;image-rendering:pixelated">
-  <img id="top" src="{_data_url(left)}" style="position:absolute;left:0;top:0;width:{width}px;height:{height}px;clip-path:inset(0 50% 0 0);image-rendering:pixelated">
-  <div id="bar" style="position:absolute;top:0;left:50%;width:2px;height:100%;background:#fff;box-shadow:0 0 3px #000"></div>
+<div id="cmp" style="position:relative;width:{width}px;height:{height}px;user-select:none;touch-action:none;cursor:ew-resize;font-family:sans-serif">
+  <img src="{_data_url(right)}" draggable="false" style="position:absolute;left:0;top:0;width:{width}px;height:{height}px;image-rendering:pixelated;pointer-events:none">
+  <img id="top" src="{_data_url(left)}" draggable="false" style="position:absolute;left:0;top:0;width:{width}px;height:{height}px;clip-path:inset(0 50% 0 0);image-rendering:pixelated;pointer-events:none">
+  <div id="bar" style="position:absolute;top:0;left:50%;width:2px;height:100%;background:#fff;box-shadow:0 0 3px #000;pointer-events:none"></div>
   <span style="position:absolute;left:6px;top:6px;background:rgba(0,0,0,.6);color:#fff;padding:2px 6px;font-size:13px">{left_label}</span>
   <span style="position:absolute;right:6px;top:6px;background:rgba(0,0,0,.6);color:#fff;padding:2px 6px;font-size:13px">{right_label}</span>
 </div>
@@ -85,10 +85,17 @@ def comparison_html(left: np.ndarray, right: np.ndarray, left_label: str, right_
 const pos = document.getElementById('pos'), top_ = document.getElementById('top'), bar = document.getElementById('bar');
 function upd(v) {{ top_.style.clipPath = 'inset(0 ' + (100 - v) + '% 0 0)'; bar.style.left = v + '%'; }}
 pos.addEventListener('input', e => upd(e.target.value));
-document.getElementById('cmp').addEventListener('mousemove', e => {{
-  if (e.buttons !== 1) return;
-  const r = e.currentTarget.getBoundingClientRect(); const v = Math.round(100 * (e.clientX - r.left) / r.width);
-  pos.value = v; upd(v); }});
+// pointer events with capture: a press moves the divider there, a drag follows the pointer
+// even outside the picture, and the browser never starts dragging the image itself
+const cmp = document.getElementById('cmp');
+function at(e) {{
+  const r = cmp.getBoundingClientRect();
+  const v = Math.max(0, Math.min(100, 100 * (e.clientX - r.left) / r.width));
+  pos.value = Math.round(v); upd(v); }}
+cmp.addEventListener('pointerdown', e => {{ cmp.setPointerCapture(e.pointerId); at(e); e.preventDefault(); }});
+cmp.addEventListener('pointermove', e => {{ if (cmp.hasPointerCapture(e.pointerId)) at(e); }});
+cmp.addEventListener('pointerup', e => {{ if (cmp.hasPointerCapture(e.pointerId)) cmp.releasePointerCapture(e.pointerId); }});
+cmp.addEventListener('dragstart', e => e.preventDefault());
 </script>"""
     return html, height + 40
 

@@ -107,6 +107,23 @@ def test_every_page_in_chromium(server):
                     loaded = frame.locator("#cmp img").evaluate_all(
                         "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)")
                     assert loaded and all(loaded), "before/after slider images did not render"
+                    # drag the divider with the mouse from the middle to 20 %: it follows the drop point
+                    frame.locator("#cmp").scroll_into_view_if_needed()
+                    box = pg.locator("iframe").first.bounding_box()
+                    cmp = frame.locator("#cmp").bounding_box()
+                    y = cmp["y"] + cmp["height"] / 2
+                    pg.mouse.move(cmp["x"] + 0.5 * cmp["width"], y)
+                    pg.mouse.down()
+                    for f in (0.45, 0.35, 0.25, 0.2):
+                        pg.mouse.move(cmp["x"] + f * cmp["width"], y, steps=4)
+                    pg.mouse.up()
+                    left = frame.locator("#bar").evaluate("b => b.getBoundingClientRect().left")
+                    frac = (left - (cmp["x"] - box["x"])) / cmp["width"]
+                    assert abs(frac - 0.2) < 0.05, f"divider at {frac:.2f} after a drag to 0.20"
+                    # a click moves it too
+                    pg.mouse.click(cmp["x"] + 0.7 * cmp["width"], y)
+                    left = frame.locator("#bar").evaluate("b => b.getBoundingClientRect().left")
+                    assert abs((left - (cmp["x"] - box["x"])) / cmp["width"] - 0.7) < 0.05
                 pg.screenshot(path=str(shots / f"{name}.png"), full_page=True)
             ctx.close()
     finally:
