@@ -173,3 +173,29 @@ def test_builtin_isic_classifier_scores(isic):
     acc = float(np.mean([clf.classes[int(p.argmax())] == i.label for p, i in zip(probs, items, strict=True)]))
     assert acc >= 0.5
     assert math.isclose(acc, meta["scores"]["isic_test"]["accuracy"], abs_tol=0.02)
+
+
+@pytest.mark.parametrize("lost,gained,total", [(11, 4, 118), (9, 2, 64), (6, 0, 30), (3, 3, 50), (20, 9, 118),
+                                               (0, 0, 10), (14, 5, 64)])
+def test_drop_interval_agrees_with_mcnemar(lost, gained, total):
+    from nicviz.analysis import exact_drop_ci
+
+    rest = total - lost - gained
+    ref = np.array([True] * lost + [False] * gained + [True] * (rest // 2) + [False] * (rest - rest // 2))
+    comp = np.array([False] * lost + [True] * gained + list(ref[lost + gained:]))
+    lo, hi = exact_drop_ci(ref, comp)
+    p = mcnemar_exact(ref, comp)
+    assert lo <= 100 * (lost - gained) / total <= hi
+    assert (lo > 0 or hi < 0) == (p < 0.05), (lo, hi, p)
+
+
+def test_the_case_where_bootstrap_and_mcnemar_disagreed_now_agrees():
+    # 9 images lost, 2 gained of 64 (the page's case): McNemar p = 0.065, bootstrap CI above 0
+    ref = np.array([True] * 9 + [False] * 2 + [True] * 26 + [False] * 27)
+    comp = np.array([False] * 9 + [True] * 2 + [True] * 26 + [False] * 27)
+    boot_lo, _ = bootstrap_drop_ci(ref, comp, n_boot=4000)
+    assert boot_lo > 0 and mcnemar_exact(ref, comp) > 0.05  # the old pair contradicted itself
+    from nicviz.analysis import exact_drop_ci
+
+    lo, hi = exact_drop_ci(ref, comp)
+    assert lo < 0 < hi

@@ -6,6 +6,7 @@ from nicviz.analysis.classify import (
     bpp_where_drop_exceeds,
     classification_summary,
     confusion,
+    exact_drop_ci,
     mcnemar_exact,
     per_class_recall,
 )
@@ -14,4 +15,4 @@ from nicviz.analysis.rd import BDResult, bd_rate, compressai_json, load_compress
 
 __all__ = ["mean_curve", "compressai_json", "bd_rate", "BDResult", "load_compressai_json", "ocr_baseline",
            "ocr_summary", "classification_summary", "per_class_recall", "confusion", "mcnemar_exact",
-           "bootstrap_drop_ci", "bpp_where_drop_exceeds"]
+           "bootstrap_drop_ci", "exact_drop_ci", "bpp_where_drop_exceeds"]
