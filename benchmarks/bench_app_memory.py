@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
                                str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+                              env={"MALLOC_ARENA_MAX": "2", **os.environ, "OMP_NUM_THREADS": "1"})  # as dev.sh app
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
