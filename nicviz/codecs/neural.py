@@ -394,16 +394,20 @@ class NeuralCodec(Codec):
         return self._to_rgb(out["x_hat"], unpad), bits
 
 
-class ShippedWeights(WeightSource):
-    """Models trained by nicviz and shipped in ``nicviz/models/<name>-q<k>.pt`` (float16
-    state dict with CDF tables, loaded as float32) with ``<name>-q<k>.json`` metadata."""
-
-    label = "trained by nicviz (not CompressAI's official weights)"
+class _NicvizModels(WeightSource):
+    """Models trained by nicviz, named ``name``, in ``folder`` (default: the shipped ones)."""
 
     def __init__(self, name: str, arch: str, folder: Path | None = None) -> None:
         self.name = name
         self.arch = arch
         self.folder = folder or MODELS_DIR
+
+
+class ShippedWeights(_NicvizModels):
+    """Models trained by nicviz and shipped in ``nicviz/models/<name>-q<k>.pt`` (float16
+    state dict with CDF tables, loaded as float32) with ``<name>-q<k>.json`` metadata."""
+
+    label = "trained by nicviz (not CompressAI's official weights)"
 
     def path(self, quality: int) -> Path:
         return self.folder / f"{self.name}-q{quality}.pt"
@@ -435,18 +439,13 @@ class ShippedWeights(WeightSource):
             raise CodecUnavailable(f"{path.name}: cannot load model ({str(exc).splitlines()[0]})") from None
 
 
-class VariableRateWeights(WeightSource):
+class VariableRateWeights(_NicvizModels):
     """One variable-rate model shipped as ``nicviz/models/<name>.pt`` (float16 state dict
     with gain units, :mod:`nicviz.codecs.gained`) and ``<name>.json``, whose
     ``"qualities": [low, high]`` is the range it was trained on."""
 
     label = "trained by nicviz, variable rate (not CompressAI's official weights)"
     variable_rate = True
-
-    def __init__(self, name: str, arch: str, folder: Path | None = None) -> None:
-        self.name = name
-        self.arch = arch
-        self.folder = folder or MODELS_DIR
 
     @property
     def path(self) -> Path:
