@@ -69,24 +69,23 @@ st.plotly_chart(fig, key="rd_chart")
 st.subheader("BD-rate")
 anchor = st.selectbox("Anchor", codecs_all, index=codecs_all.index("jpeg") if "jpeg" in codecs_all else 0,
                       key="rd_anchor")
-rows, notes = [], []
+rows = []
 for codec in codecs:
     if codec == anchor:
         continue
     try:
         res = bd_rate(df, anchor, codec, metric=metric)
-        rows.append({"codec": codec, "BD-rate (%)": round(res.bd_rate, 2), "points": res.test_points,
-                     "anchor points": res.anchor_points})
-        notes.extend(f"{codec}: {w}" for w in res.warnings)
+        note = "" if res.overlap >= 0.5 else "the curves share little of their quality range: a rough figure"
+        rows.append({"codec": codec, "BD-rate (%)": round(res.bd_rate, 1), "overlap (%)": round(100 * res.overlap),
+                     "points": res.test_points, "anchor points": res.anchor_points, "note": note})
     except (ValueError, ZeroDivisionError) as exc:
-        rows.append({"codec": codec, "BD-rate (%)": None, "points": None, "anchor points": None})
-        notes.append(f"{codec}: {exc}")
+        rows.append({"codec": codec, "BD-rate (%)": None, "overlap (%)": None, "points": None,
+                     "anchor points": None, "note": str(exc).splitlines()[0]})
 if rows:
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.caption(f"Bjontegaard delta rate against {anchor} on {METRIC_LABELS[metric]} (pchip, mean curves over the "
-               "selected images); negative means fewer bits for the same quality.")
-for n in notes:
-    st.warning(n)
+               "selected images); negative means fewer bits for the same quality. It averages over the quality "
+               "range both curves cover: 'overlap' is that share of the narrower curve's range.")
 
 st.subheader("Per-quality means")
 means = df.groupby(["codec", "quality"])[["bpp", "psnr", "ssim", "ms_ssim", "vif"]].mean().reset_index()

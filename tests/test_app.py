@@ -93,6 +93,8 @@ def test_rate_distortion_page(results_root, monkeypatch):
     assert at.multiselect(key="rd_codecs").value == ["jpeg", "webp"]
     bd = frame(at, "BD-rate (%)")
     assert list(bd["codec"]) == ["webp"] and bd["BD-rate (%)"].iloc[0] < 0
+    assert 0 <= bd["overlap (%)"].iloc[0] <= 100
+    assert not at.warning  # the library's raw warning text never reaches the page
     at.selectbox(key="rd_metric").set_value("ssim").run()
     assert not at.exception
     bd_ssim = frame(at, "BD-rate (%)")["BD-rate (%)"].iloc[0]

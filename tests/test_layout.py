@@ -205,3 +205,12 @@ def test_installed_wheel_works_outside_the_checkout(tmp_path, astronaut):
     assert ev.returncode == 0, ev.stderr
     row = json.loads(ev.stdout)
     assert row["bpp"] > 0 and row["psnr"] > 15
+
+
+def test_bd_rate_reports_the_overlap_of_the_curves():
+    from nicviz.analysis import bd_rate
+
+    rows = [{"codec": "a", "quality": q, "image": "x", "bpp": 0.1 * 2 ** q, "psnr": 25.0 + 3 * q} for q in range(6)]
+    rows += [{"codec": "t", "quality": q, "image": "x", "bpp": 0.1 * 2 ** q, "psnr": 37.0 + 3 * q} for q in range(6)]
+    res = bd_rate(pd.DataFrame(rows), "a", "t")
+    assert res.overlap == pytest.approx((40 - 37) / 15)  # a: 25..40 dB, t: 37..52 dB

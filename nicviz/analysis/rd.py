@@ -70,6 +70,9 @@ class BDResult:
     anchor_points: int
     test_points: int
     warnings: list[str]
+    #: share of the narrower curve's quality range that both curves cover (0..1): the
+    #: BD-rate averages over that common range only
+    overlap: float = 1.0
 
 
 _DIST = {"psnr": "psnr", "ms_ssim": "ms_ssim", "ms_ssim_db": "ms_ssim", "ssim": "ssim", "vif": "vif"}
@@ -101,4 +104,8 @@ def bd_rate(df: pd.DataFrame, anchor: str, test: str, metric: str = "psnr", meth
         warnings.simplefilter("always")
         value = bd.bd_rate(a["bpp"].to_numpy(), _distortion(a, metric), t["bpp"].to_numpy(),
                            _distortion(t, metric), method=method, require_matching_points=False)
-    return BDResult(float(value), len(a), len(t), [str(w.message) for w in caught])
+    da, dt = _distortion(a, metric), _distortion(t, metric)
+    common = min(da.max(), dt.max()) - max(da.min(), dt.min())
+    narrower = min(da.max() - da.min(), dt.max() - dt.min())
+    overlap = float(np.clip(common / narrower, 0.0, 1.0)) if narrower > 0 else 0.0
+    return BDResult(float(value), len(a), len(t), [str(w.message) for w in caught], overlap)
