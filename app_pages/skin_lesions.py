@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from nicviz.analysis import classification_summary, confusion, per_class_recall
+from nicviz.analysis.classify import class_outcomes, most_informative, plain_summary
 from nicviz.dashboard.widgets import (
     available_codecs,
     cached_evaluate,
@@ -48,23 +49,23 @@ else:
 
     st.subheader("What does a bit rate do to diagnoses?")
     s1, s2 = st.columns(2)
-    codec = s1.selectbox("Codec", sorted(summary["codec"].unique()), key="sk_codec")
+    # open on the most informative case: JPEG at the highest rate that loses more than 5 points
+    first_codec, first_q = most_informative(summary)
+    codec_names = sorted(summary["codec"].unique())
+    codec = s1.selectbox("Codec", codec_names, index=codec_names.index(first_codec), key="sk_codec")
     rows = summary[summary.codec == codec].sort_values("bpp")
-    labels = [f"q{int(r.quality)}: {r.bpp:.2f} bpp" for r in rows.itertuples()]
-    pick = s2.selectbox("Bit rate", labels, key="sk_rate")
+    labels = [f"{r.bpp:.2f} bits per pixel (quality {r.quality:g})" for r in rows.itertuples()]
+    qs = list(rows["quality"])
+    pick = s2.selectbox("Bit rate", labels, index=qs.index(first_q) if first_q in qs else 0, key="sk_rate")
     r = rows.iloc[labels.index(pick)]
-    n = int(r["images"])
-    flips = int(r["flips"])
-    sig = "a statistically significant change" if r["mcnemar_p"] < 0.05 else "not a statistically significant change"
-    st.markdown(
-        f"With **{codec}** at about **{r['bpp']:.2f} bits per pixel**, the classifier gave a different diagnosis "
-        f"for **{flips} of {n} images** ({100 * r['flip_rate']:.0f} %). Accuracy went from "
-        f"**{r['accuracy_ref']:.1f} %** on the original images to **{r['accuracy']:.1f} %** "
-        f"(a drop of {r['drop']:.1f} points; 95 % confidence interval {r['drop_lo']:.1f} to {r['drop_hi']:.1f}), "
-        f"{sig} (McNemar p = {r['mcnemar_p']:.3g}). The mean confidence of the top diagnosis changed by "
-        f"{100 * r['confidence_change']:+.1f} points.")
-
     chosen = df[(df.codec == codec) & (df.quality == r["quality"])]
+    st.markdown(plain_summary(r, chosen))
+    outcomes = class_outcomes(chosen)
+    if not outcomes.empty:
+        st.dataframe(outcomes.drop(columns="malignant").rename(columns={
+            "recognised_ref": "recognised (original)", "recognised": "recognised (compressed)",
+            "called_instead": "most often called instead", "called_instead_n": "times"}), hide_index=True)
+
     with st.expander("Per-class recall and confusion matrix at this bit rate"):
         recall = pd.DataFrame({"original": per_class_recall(chosen, "pred_ref"),
                                "compressed": per_class_recall(chosen, "pred")}).round(3)

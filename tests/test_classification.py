@@ -199,3 +199,32 @@ def test_the_case_where_bootstrap_and_mcnemar_disagreed_now_agrees():
 
     lo, hi = exact_drop_ci(ref, comp)
     assert lo < 0 < hi
+
+
+def test_plain_summary_names_the_malignant_classes_first_and_agrees_with_itself():
+    from nicviz.analysis import classification_summary
+    from nicviz.analysis.classify import class_outcomes, most_informative, plain_summary
+
+    rows = []
+    # 16 melanomas: 4 recognised on the originals, 2 after compression, 9 called nevus
+    for i in range(16):
+        ref = "melanoma" if i < 4 else "nevus"
+        pred = "melanoma" if i < 2 else "nevus" if i < 11 else "seborrheic keratosis"
+        rows.append(("melanoma", ref, pred))
+    rows += [("nevus", "nevus", "nevus")] * 14 + [("nevus", "nevus", "melanoma")] * 2
+    df = pd.DataFrame([{"dataset": "d", "image": f"{k}.png", "codec": "jpeg", "quality": 10, "task": "classify",
+                        "bpp": 0.18, "label": lab, "pred_ref": ref, "pred": pred, "correct_ref": ref == lab,
+                        "correct": pred == lab, "flip": ref != pred, "top5_overlap": 1.0, "confidence_change": 0.0}
+                       for k, (lab, ref, pred) in enumerate(rows)])
+    oc = class_outcomes(df)
+    assert list(oc["class"]) == ["melanoma", "nevus"]  # malignant first
+    mel = oc.iloc[0]
+    assert (mel["recognised_ref"], mel["recognised"], mel["called_instead"], mel["called_instead_n"]) == \
+        (4, 2, "nevus", 9)
+    summary = classification_summary(df)
+    text = plain_summary(summary.iloc[0], df)
+    assert "2 of the 16 melanomas were still recognised (4 on the originals); 9 were called nevus" in text
+    r = summary.iloc[0]
+    significant = "a statistically significant drop" in text
+    assert significant == (r["mcnemar_p"] < 0.05) == (r["drop_lo"] > 0 or r["drop_hi"] < 0)
+    assert most_informative(summary) == ("jpeg", 10)

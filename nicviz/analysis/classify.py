@@ -8,7 +8,7 @@ import pandas as pd
 
 from nicviz.analysis.ocr import as_bool
 
-__all__ = ["mcnemar_exact", "exact_drop_ci", "bootstrap_drop_ci", "classification_summary", "per_class_recall", "confusion",
+__all__ = ["MALIGNANT", "class_outcomes", "most_informative", "plain_summary", "mcnemar_exact", "exact_drop_ci", "bootstrap_drop_ci", "classification_summary", "per_class_recall", "confusion",
            "bpp_where_drop_exceeds"]
 
 
@@ -116,3 +116,66 @@ def bpp_where_drop_exceeds(summary: pd.DataFrame, points: float = 5.0) -> dict[s
         bad = g[g["drop"] > points] if "drop" in g else g.iloc[0:0]
         out[codec] = float(bad["bpp"].max()) if len(bad) else None
     return out
+
+
+#: skin-lesion classes a clinician reads first (malignant or pre-malignant)
+MALIGNANT = ("melanoma", "basal cell carcinoma", "squamous cell carcinoma", "actinic keratosis")
+
+
+def class_outcomes(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per true class of one codec and quality: images, recognised on the originals and
+    after compression, and the most frequent wrong diagnosis after compression. Malignant
+    classes (:data:`MALIGNANT`) come first."""
+    out = []
+    for label, g in rows[rows["label"].notna()].groupby(rows["label"].astype(str)):
+        pred, pred_ref = g["pred"].astype(str), g["pred_ref"].astype(str)
+        wrong = pred[pred != label].value_counts()
+        out.append({"class": label, "images": len(g), "recognised_ref": int((pred_ref == label).sum()),
+                    "recognised": int((pred == label).sum()),
+                    "called_instead": wrong.index[0] if len(wrong) else "", "called_instead_n": int(wrong.iloc[0]) if len(wrong) else 0,
+                    "malignant": label in MALIGNANT})
+    df = pd.DataFrame(out)
+    if df.empty:
+        return df
+    df["order"] = [MALIGNANT.index(c) if c in MALIGNANT else len(MALIGNANT) for c in df["class"]]
+    return df.sort_values(["order", "class"]).drop(columns="order").reset_index(drop=True)
+
+
+def most_informative(summary: pd.DataFrame, prefer: str = "jpeg", points: float = 5.0) -> tuple[str, float]:
+    """The (codec, quality) a summary should open on: for ``prefer`` (else the first
+    codec), the highest rate at which accuracy drops by more than ``points``; without
+    one, its lowest rate."""
+    codec = prefer if prefer in set(summary["codec"]) else str(sorted(summary["codec"].unique())[0])
+    rows = summary[summary["codec"] == codec].sort_values("bpp")
+    over = rows[rows["drop"] > points] if "drop" in rows else rows.iloc[0:0]
+    r = over.iloc[-1] if len(over) else rows.iloc[0]
+    return codec, r["quality"]
+
+
+def plain_summary(summary_row: pd.Series, rows: pd.DataFrame) -> str:
+    """What one codec at one quality did to the diagnoses, in plain words (Markdown):
+    the malignant classes first, then overall accuracy with its exact 95 % interval and
+    whether the change is statistically significant (the two always agree here)."""
+    r = summary_row
+    what = f"At about **{r['bpp']:.2f} bits per pixel** ({r['codec']} quality {r['quality']:g})"
+    parts = []
+    for _, c in class_outcomes(rows).iterrows():
+        if not c["malignant"]:
+            continue
+        s = f"{c['recognised']} of the {c['images']} {_plural(c['class'])} were still recognised"
+        s += f" ({c['recognised_ref']} on the originals)"
+        if c["called_instead_n"]:
+            s += f"; {c['called_instead_n']} were called {c['called_instead']}"
+        parts.append(s)
+    lines = [what + (", " + "; ".join(parts) if parts else "") + "."]
+    sig = "a statistically significant drop" if r["mcnemar_p"] < 0.05 else "not a statistically significant change"
+    lines.append(f"Overall accuracy went from **{r['accuracy_ref']:.0f} %** to **{r['accuracy']:.0f} %** "
+                 f"(a change of {-r['drop']:+.1f} points; 95 % confidence interval of the drop "
+                 f"{r['drop_lo']:.1f} to {r['drop_hi']:.1f} points: {sig}, McNemar p = {r['mcnemar_p']:.2g}). "
+                 f"{int(r['flips'])} of {int(r['images'])} images got a different diagnosis.")
+    return "  \n".join(lines)
+
+
+def _plural(name: str) -> str:
+    return {"melanoma": "melanomas", "basal cell carcinoma": "basal cell carcinomas",
+            "squamous cell carcinoma": "squamous cell carcinomas", "actinic keratosis": "actinic keratoses"}.get(name, name)
