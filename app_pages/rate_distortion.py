@@ -63,7 +63,14 @@ ref_pick = st.multiselect(f"CompressAI published curves (Kodak, from {reference_
                           key="rd_refs")
 if ref_pick and df["dataset"].astype(str).iloc[0] != "kodak":
     st.caption("The published curves are Kodak results; this dataset is not Kodak.")
-fig = rd_figure(df, metric, codecs, {k: refs[k] for k in ref_pick}, spread)
+if ref_pick and metric not in ("psnr", "ms_ssim", "ms_ssim_db"):
+    st.caption(f"CompressAI publishes PSNR and MS-SSIM only: its curves are not drawn for {METRIC_LABELS[metric]}.")
+# one codec far out to the right (HEIF at its top qualities) would crush the rest: cut the axis at
+# the 90th percentile of the mean curves' rates unless the user asks for everything
+top = df[df["codec"].isin(codecs)].groupby(["codec", "quality"])["bpp"].mean()
+full = st.toggle("Show the full bit-rate range", value=False, key="rd_full") if len(top) else True
+cut = None if full or top.empty else float(min(top.max(), max(1.0, top.quantile(0.9)))) * 1.05
+fig = rd_figure(df, metric, codecs, {k: refs[k] for k in ref_pick}, spread, max_bpp=cut)
 st.plotly_chart(fig, key="rd_chart")
 
 st.subheader("BD-rate")

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
-__all__ = ["codec_color", "colorize", "zoom_crop", "comparison_html", "rd_figure", "curve_figure", "METRIC_LABELS"]
+__all__ = ["reference_codec", "codec_color", "colorize", "zoom_crop", "comparison_html", "rd_figure", "curve_figure", "METRIC_LABELS"]
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "ms_ssim_db": "MS-SSIM (dB)", "ssim": "SSIM",
                  "vif": "VIF-p", "mse": "MSE", "mae": "MAE"}
@@ -107,8 +107,19 @@ def _spread(sub: pd.DataFrame, y: str, how: str) -> tuple[pd.Series, pd.Series]:
     return g.min(), g.max()
 
 
+def reference_codec(label: str) -> str:
+    """The nicviz codec a CompressAI reference curve stands for (for its colour)."""
+    low = label.lower().removeprefix("compressai-")
+    for name in ("cheng2020-anchor", "cheng2020-attn", "mbt2018-mean", "mbt2018", "bmshj2018-hyperprior",
+                 "bmshj2018-factorized", "jpeg2000", "jpeg", "webp", "av1", "bpg", "vtm", "hm"):
+        if low.startswith(name):
+            return {"av1": "avif", "bpg": "heif", "hm": "heif"}.get(name, name)
+    return low
+
+
 def rd_figure(df: pd.DataFrame, metric: str = "psnr", codecs: list[str] | None = None,
-              references: dict[str, dict] | None = None, spread: str = "minmax") -> go.Figure:
+              references: dict[str, dict] | None = None, spread: str = "minmax",
+              max_bpp: float | None = None) -> go.Figure:
     """bpp against ``metric``: mean per codec and quality, per-image spread as a band,
     CompressAI reference curves dashed."""
     fig = go.Figure()
@@ -138,10 +149,14 @@ def rd_figure(df: pd.DataFrame, metric: str = "psnr", codecs: list[str] | None =
     for label, ref in (references or {}).items():
         res = ref["results"]
         if key and key in res and len(res[key]) == len(res["bpp"]):
-            fig.add_trace(go.Scatter(x=res["bpp"], y=tr(res[key]), mode="lines", line={"dash": "dash"},
+            # dashed, in the colour of the codec it stands for: the same in every view
+            fig.add_trace(go.Scatter(x=res["bpp"], y=tr(res[key]), mode="lines",
+                                     line={"dash": "dash", "color": codec_color(reference_codec(label))},
                                      name=f"{ref.get('name', label)} (CompressAI)"))
     fig.update_layout(xaxis_title="bits per pixel", yaxis_title=METRIC_LABELS.get(metric, metric),
                       legend_title="codec", margin={"t": 30}, height=520)
+    if max_bpp is not None:
+        fig.update_xaxes(range=[0, max_bpp])
     return fig
 
 

@@ -214,3 +214,11 @@ def test_bd_rate_reports_the_overlap_of_the_curves():
     rows += [{"codec": "t", "quality": q, "image": "x", "bpp": 0.1 * 2 ** q, "psnr": 37.0 + 3 * q} for q in range(6)]
     res = bd_rate(pd.DataFrame(rows), "a", "t")
     assert res.overlap == pytest.approx((40 - 37) / 15)  # a: 25..40 dB, t: 37..52 dB
+
+
+def test_reference_curves_take_their_codecs_colour():
+    from nicviz.plots import codec_color, reference_codec
+
+    assert reference_codec("jpeg") == "jpeg" and reference_codec("jpeg2000") == "jpeg2000"
+    assert reference_codec("compressai-cheng2020-anchor_mse_cuda") == "cheng2020-anchor"
+    assert codec_color(reference_codec("jpeg")) == codec_color("jpeg") != codec_color("jpeg2000")
