@@ -73,8 +73,7 @@ results = {}
 for label, codec, q in (("A", codec_a, q_a), ("B", codec_b, q_b)):
     if codec is None:
         continue
-    with st.spinner(f"Compressing with {codec} at quality {q}..."):
-        res, err = cached_evaluate(rgb, codec, q)
+    res, err = cached_evaluate(rgb, codec, q)
     if err:
         st.error(err)
     else:

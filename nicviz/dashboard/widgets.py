@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from nicviz.codecs import RATE_ESTIMATED, CodecError, get_codec, list_codecs
+from nicviz.codecs import RATE_ESTIMATED, get_codec, list_codecs
 from nicviz.datasets import KNOWN_DATASETS, DatasetError, builtin_sample, data_root, resolve_dataset
 from nicviz.errors import NicvizError
 from nicviz.evaluate import evaluate
@@ -82,11 +82,14 @@ def _evaluate(rgb: np.ndarray, codec: str, quality: int):
 
 
 def cached_evaluate(rgb: np.ndarray, codec: str, quality: int):
-    """``((row, reconstruction, bitstream), None)`` or ``(None, message)``."""
+    """``((row, reconstruction, bitstream), None)`` or ``(None, message)``; a spinner with
+    the elapsed time while it runs (neural codecs take a second or more on a CPU)."""
+    what = "encoding and decoding a real bitstream" if get_codec(codec).family == "neural" else "compressing"
     try:
-        return _evaluate(rgb, codec, quality), None
-    except (CodecError, ValueError, RuntimeError) as exc:
-        return None, str(exc)
+        with st.spinner(f"{codec} at quality {quality:g}: {what}, then measuring...", show_time=True):
+            return _evaluate(rgb, codec, quality), None
+    except (NicvizError, ValueError, RuntimeError) as exc:  # a page shows a message, never a traceback
+        return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 @st.cache_data(show_spinner=False, ttl=300)
@@ -151,7 +154,7 @@ def load_results(path: str, mtime: float):
     return read_results(path)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner="Loading the OCR engine...")
 def ocr_engine():
     """The built-in OCR engine, loaded once per server process."""
     from nicviz.tasks.ocr.engines import get_engine
