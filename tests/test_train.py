@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -284,3 +285,37 @@ def test_export_keeps_the_likelihood_bound_and_gains_start_at_sqrt_lambda(tmp_pa
     assert float(g[2]) == pytest.approx(1.0)
     assert float(g[7] / g[0]) == pytest.approx((lambda_for(8) / lambda_for(1)) ** 0.5, rel=1e-5)
     assert torch.allclose(model.log_inv_gain, -model.log_gain)
+
+
+def test_classifier_training_runs_resumes_and_refuses_a_stale_checkpoint(tmp_path, capsys):
+    """A tiny ISIC-shaped folder (9 classes, generated images, a duplicates.csv): one
+    epoch trains, writes the model and its metadata; a second run with the same settings
+    resumes instead of retraining; other settings never resume that checkpoint silently."""
+    import json
+
+    from PIL import Image
+
+    from nicviz.training.classifier import main
+    from nicviz.training.isic import ISIC_CLASSES
+
+    root = tmp_path / "isic"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("test", 1)):
+        for k, cls in enumerate(ISIC_CLASSES):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                px = np.clip(rng.normal(25 * k, 20, (40, 40, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(px).save(root / split / cls / f"{split}{k}_{i}.png")
+    (root / "duplicates.csv").write_text("kind,files\nsame_file_name_in_several_folders,"
+                                         "train/nevus/train4_0.png | test/nevus/test4_0.png\n")
+    out = tmp_path / "m" / "clf.pt"
+    argv = ["--isic", str(root), "--epochs", "1", "--batch", "8", "--size", "48", "--out", str(out)]
+    assert main(argv) == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["train_images"] + meta["held_out_images"] == 9 * 8 - 1  # the duplicate of a test image is dropped
+    assert set(meta["scores"]) == {"held_out", "isic_test"} and out.with_suffix(".ckpt").is_file()
+    capsys.readouterr()
+    assert main(argv) == 0  # same settings: resumes after epoch 1, trains nothing more
+    assert "resumed after epoch 1" in capsys.readouterr().err
+    assert main([*argv[:-2], "--lr", "1e-3", "--out", str(out)]) == 2
+    assert "other settings" in capsys.readouterr().err

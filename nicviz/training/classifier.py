@@ -96,9 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=192, help="input size (the 180 px images are resized to it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--ckpt", default="/tmp/nicviz-isic-classifier.ckpt")
+    p.add_argument("--ckpt", help="checkpoint, resumed when it exists and matches these settings "
+                                   "(default: <out>.ckpt beside the output)")
     p.add_argument("--out", default=str(MODELS_DIR / "isic-effnet-lite0.pt"))
     args = p.parse_args(argv)
+    if args.ckpt is None:
+        args.ckpt = str(args.out).removesuffix(".pt") + ".ckpt"
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     if args.isic is None:
@@ -132,8 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     epoch, history = 0, []
     ckpt = Path(args.ckpt)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    settings = json.dumps({k: getattr(args, k) for k in ("epochs", "batch", "lr", "size", "seed")}
+                          | {"data": Path(args.isic).name}, sort_keys=True)
     if ckpt.is_file():
         st = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if st.get("settings") != settings:  # a stale run of other settings is never resumed silently
+            print(f"error: {ckpt} belongs to a run with other settings ({st.get('settings')}); delete it or "
+                  "pass another --ckpt", file=sys.stderr)
+            return 2
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         sched.load_state_dict(st["sched"])
@@ -165,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rec), file=sys.stderr, flush=True)
         state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                  "rng": json.dumps(rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
-                 "epoch": epoch, "history": json.dumps(history)}
+                 "epoch": epoch, "history": json.dumps(history), "settings": settings}
         atomic_write(ckpt, lambda tmp, s=state: torch.save(s, tmp))
     held = evaluate_classifier(model, xh, yh)
     test = evaluate_classifier(model, xt, yt)
