@@ -32,7 +32,7 @@ import numpy as np
 
 from nicviz.errors import NicvizError
 
-__all__ = ["LAMBDAS", "TrainingDiverged", "main", "train", "rd_forward", "export_model", "slim_checkpoint", "load_checkpoint", "CropSampler"]
+__all__ = ["LAMBDAS", "TrainingDiverged", "Trainer", "main", "train", "rd_forward", "export_model", "slim_checkpoint", "load_checkpoint", "CropSampler"]
 
 #: CompressAI's MSE lambdas per quality.
 LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483}
@@ -226,194 +226,223 @@ def steps_for_budget(step: int, rate: float, remaining: float, margin: float = 0
     return step + max(1, int(remaining * rate * margin))
 
 
+class Trainer:
+    """One training run (or its resumption), in small steps: :meth:`run` calls
+    :meth:`step` until the schedule ends; settings live in ``self.cfg`` (a copy of the
+    command line's arguments, with the step count a time budget chose), never in the
+    caller's namespace."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import torch
+
+        self.cfg = {k: v for k, v in vars(args).items() if k != "func"}
+        cfg = self.cfg
+        torch.set_num_threads(cfg["threads"])
+        torch.set_flush_denormal(True)  # denormal weights/gradients are slow on x86 and change nothing
+        self.device = resolve_device(cfg.get("device", "cpu"))
+        if self.device.startswith("cuda"):
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.ckpt = Path(cfg["ckpt"])
+        self.ckpt.parent.mkdir(parents=True, exist_ok=True)
+        self.levels = int(cfg.get("levels", 0) or 0)
+        self.precision = cfg.get("precision", "fp32")
+        self.channels_last = bool(cfg.get("channels_last", False))
+        if self.levels:
+            from nicviz.codecs.gained import lambda_for
+
+            self.lmbda = 0.0  # one lambda per image, drawn every step
+            self.lambda_table = torch.tensor([lambda_for(q) for q in range(1, self.levels + 1)], device=self.device)
+        else:
+            self.lmbda = cfg["lmbda"] if cfg.get("lmbda") is not None else LAMBDAS[cfg["quality"]]
+        random.seed(cfg["seed"])
+        torch.manual_seed(cfg["seed"])
+        model = build_training_model(cfg["arch"], cfg["N"], self.levels).to(self.device)
+        self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
+        self.main_params, aux_params = _split_params(self.model)
+        gains = [p for n, p in self.model.named_parameters() if n in ("log_gain", "log_inv_gain")]
+        other = [p for p in self.main_params if all(p is not g for g in gains)]
+        # the gains move in the log domain, where the network's learning rate is far too slow
+        self.opt = torch.optim.Adam([{"params": other, "scale": 1.0},
+                                     {"params": gains, "scale": float(cfg.get("gain_lr_scale", 10.0))}], lr=cfg["lr"])
+        self.aux_opt = torch.optim.Adam(aux_params, lr=cfg["aux_lr"])
+        self.sampler = CropSampler(Path(cfg["data"]), cfg["patch"], cfg["seed"])
+        self.step_no, self.base_steps, self.base_from = 0, 0, ""
+        self.skipped = self.run_of_skips = 0
+        self.acc = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss, bpp, mse, aux sums
+        self.n_acc = 0
+        if self.ckpt.is_file():
+            self._resume()
+        elif cfg.get("init_from"):
+            self._init_from(cfg["init_from"])
+
+    def _resume(self) -> None:
+        import torch
+
+        state = load_checkpoint(self.ckpt)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.aux_opt.load_state_dict(state["aux_opt"])
+        self.sampler.load_state(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.device.startswith("cuda") and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        self.step_no = int(state["step"])
+        if state["args"].get("time_budget"):
+            self.cfg["steps"] = int(state["args"]["steps"])  # a budgeted run keeps its timed schedule
+        self.base_steps, self.base_from = int(state.get("base_steps", 0)), str(state.get("base_from", ""))
+        print(f"resumed {self.ckpt} at step {self.step_no}", file=sys.stderr)
+
+    def _init_from(self, path: str) -> None:
+        state = load_checkpoint(path, need=())
+        init = {k: v.float() if v.is_floating_point() else v
+                for k, v in (state["model"] if "model" in state else state).items()}
+        if self.levels and "log_gain" not in init:  # a fixed-rate model: gains around its own quality
+            from nicviz.codecs.gained import init_gains
+
+            init_gains(self.model, _fixed_quality(path, state))
+            init["log_gain"] = self.model.log_gain.detach().clone()
+            init["log_inv_gain"] = self.model.log_inv_gain.detach().clone()
+        self.model.load_state_dict(init)
+        restore_likelihood_bounds(self.model)
+        self.base_steps = int(state.get("step", 0)) + int(state.get("base_steps", 0))
+        self.base_from = Path(path).name
+        print(f"initialised from {path} ({self.base_steps} steps)", file=sys.stderr)
+
+    def _diverged(self, why: str) -> TrainingDiverged:
+        return TrainingDiverged(f"{why}: training diverged; {self.ckpt} keeps its last finite state; rerun with a "
+                                "lower --lr or longer --warmup")
+
+    def save(self) -> None:
+        import torch
+
+        if not all(bool(torch.isfinite(q).all()) for q in self.main_params):
+            raise self._diverged(f"non-finite weights at step {self.step_no}")
+        extra = {"cuda_rng": torch.cuda.get_rng_state()} if self.device.startswith("cuda") else {}
+        _save_atomic({
+            "model": self.model.state_dict(), "opt": self.opt.state_dict(), "aux_opt": self.aux_opt.state_dict(),
+            "sampler": self.sampler.state(), "torch_rng": torch.get_rng_state(), "step": self.step_no, **extra,
+            "args": {k: v for k, v in self.cfg.items() if isinstance(v, (int, float, str))},
+            "lmbda": self.lmbda, "base_steps": self.base_steps, "base_from": self.base_from,
+        }, self.ckpt)
+
+    def step(self, lr: float) -> None:
+        """One optimisation step at ``lr``; a non-finite one is skipped (``MAX_SKIPS`` in a
+        row raise :class:`TrainingDiverged`)."""
+        import torch
+
+        cfg = self.cfg
+        for g in self.opt.param_groups:
+            g["lr"] = lr * g.get("scale", 1.0)
+        x = self.sampler.batch(cfg["batch"], self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        self.opt.zero_grad(set_to_none=True)
+        self.aux_opt.zero_grad(set_to_none=True)
+        lmbda = self.lmbda
+        if self.levels:
+            q = torch.randint(1, self.levels + 1, (x.shape[0],), device=self.device)
+            self.model.set_quality(q.float())
+            lmbda = self.lambda_table[q - 1]
+        x_hat, lks = rd_forward(self.model, x, self.precision)
+        loss, bpp, mse = rd_loss(x, x_hat, lks, lmbda)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.main_params, cfg["clip"] if cfg["clip"] > 0 else float("inf"))
+        aux = self.model.aux_loss()
+        self.step_no += 1
+        bad = [n for n, v in (("loss", loss), ("gradient", grad_norm), ("aux loss", aux)) if not torch.isfinite(v)]
+        if bad:
+            # one bad batch (as mixed-precision loss scaling does): skip it, keep the weights;
+            # MAX_SKIPS in a row means the weights themselves went bad: stop
+            self.skipped += 1
+            self.run_of_skips += 1
+            print(f"step {self.step_no - 1}: non-finite {bad[0]} (bpp {float(bpp):.4g}, mse {float(mse):.4g}): "
+                  "step skipped", file=sys.stderr, flush=True)
+            if self.run_of_skips >= MAX_SKIPS:
+                raise self._diverged(f"the loss is not finite by step {self.step_no - 1} (lr {lr:.3g}, "
+                                     f"{self.run_of_skips} steps in a row)")
+            return
+        self.run_of_skips = 0
+        self.opt.step()
+        aux.backward()
+        self.aux_opt.step()
+        self.acc += torch.stack([loss.detach(), bpp.detach(), mse.detach(), aux.detach()]).double()
+        self.n_acc += 1
+
+    def record(self, lr: float, seconds: float) -> dict:
+        """Means since the last record (and the skip count), as one log line."""
+        mean_loss, mean_bpp, m, mean_aux = (self.acc / max(self.n_acc, 1)).tolist()
+        if not (math.isfinite(mean_loss) and math.isfinite(mean_aux)):
+            raise self._diverged(f"the loss is not finite by step {self.step_no} (lr {lr:.3g})")
+        self.acc.zero_()
+        self.n_acc = 0
+        return {"step": self.step_no, "lr": lr, "loss": mean_loss, "bpp": mean_bpp, "mse": m,
+                "psnr": 10 * math.log10(1 / max(m, 1e-12)), "aux": mean_aux, "seconds": seconds,
+                "skipped": self.skipped}
+
+    def _sync(self) -> None:
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+
+    def run(self) -> dict:
+        """Train to the end of the schedule (or of the time budget); returns the last record."""
+        cfg = self.cfg
+        log_path = Path(str(self.ckpt) + ".log.csv")
+        new_log = not log_path.exists()
+        record: dict = {}
+        budget = float(cfg.get("time_budget", 0) or 0)
+        calibrating = budget > 0 and self.step_no == 0
+        if calibrating:
+            cfg["steps"] = 10**9  # placeholder until timed; warm-up covers the calibration steps
+            cfg["warmup"] = max(cfg["warmup"], CALIBRATION[1])
+        self.model.train()
+        t0, loop_start, last_save, t_cal = time.perf_counter(), time.monotonic(), time.monotonic(), 0.0
+        with log_path.open("a", newline="") as log:
+            writer = csv.writer(log)
+            if new_log:
+                writer.writerow(["step", "lr", "loss", "bpp", "mse", "psnr", "aux", "seconds", "skipped"])
+            while self.step_no < cfg["steps"]:
+                if calibrating and self.step_no == CALIBRATION[0]:
+                    self._sync()
+                    t_cal = time.monotonic()
+                elif calibrating and self.step_no == CALIBRATION[1]:
+                    self._sync()
+                    now = time.monotonic()
+                    rate = (CALIBRATION[1] - CALIBRATION[0]) / max(now - t_cal, 1e-9)
+                    cfg["steps"] = steps_for_budget(self.step_no, rate, budget - (now - loop_start))
+                    calibrating = False
+                    print(f"time budget {budget:.0f} s: {rate:.2f} steps/s, training {cfg['steps']} steps",
+                          file=sys.stderr, flush=True)
+                if budget > 0 and time.monotonic() - loop_start > budget * 1.1:
+                    print(f"stopping at step {self.step_no}: over the time budget", file=sys.stderr, flush=True)
+                    break
+                lr = lr_at(self.step_no, cfg["steps"], cfg["lr"], cfg["warmup"], cfg["lr"] * cfg["final_lr_ratio"])
+                self.step(lr)
+                if self.step_no % cfg["log_every"] == 0 or self.step_no == cfg["steps"]:
+                    record = self.record(lr, time.perf_counter() - t0)
+                    writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in record.values()])
+                    log.flush()
+                    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
+                          file=sys.stderr, flush=True)
+                if time.monotonic() - last_save > cfg["ckpt_every"]:
+                    self.save()
+                    last_save = time.monotonic()
+        self.save()
+        return record
+
+
 def train(args: argparse.Namespace) -> dict:
     """Run (or resume) training; returns the final log record.
 
     With ``args.time_budget`` (seconds) the total step count is set once, after timing
     ``CALIBRATION`` steps, so that the schedule (warm-up, cosine decay) ends within the
     budget; the chosen count is stored in the checkpoint, so a resumed or repeated run
-    follows the same schedule.
+    follows the same schedule. ``args`` itself is left as it was.
     """
-    import torch
-
-    torch.set_num_threads(args.threads)
-    device = resolve_device(getattr(args, "device", "cpu"))
-    if device.startswith("cuda"):
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    ckpt = Path(args.ckpt)
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
-    levels = int(getattr(args, "levels", 0) or 0)
-    precision = getattr(args, "precision", "fp32")
-    channels_last = bool(getattr(args, "channels_last", False))
-    torch.set_flush_denormal(True)  # denormal weights/gradients are slow on x86 and change nothing
-    if levels:
-        from nicviz.codecs.gained import lambda_for
-
-        lmbda = 0.0  # one lambda per image, drawn every step
-        lambda_table = torch.tensor([lambda_for(q) for q in range(1, levels + 1)], device=device)
-    else:
-        lmbda = args.lmbda if args.lmbda is not None else LAMBDAS[args.quality]
-    random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    model = build_training_model(args.arch, args.N, levels).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    main_params, aux_params = _split_params(model)
-    gain_params = [p for n, p in model.named_parameters() if n in ("log_gain", "log_inv_gain")]
-    other = [p for p in main_params if all(p is not g for g in gain_params)]
-    # the gains move in the log domain, where 1e-4 per step is far too slow
-    opt = torch.optim.Adam([{"params": other, "scale": 1.0},
-                            {"params": gain_params, "scale": float(getattr(args, "gain_lr_scale", 10.0))}],
-                           lr=args.lr)
-    aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr)
-    sampler = CropSampler(Path(args.data), args.patch, args.seed)
-    step = 0
-    base_steps, base_from = 0, ""
-    if ckpt.is_file():
-        state = load_checkpoint(ckpt)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        aux_opt.load_state_dict(state["aux_opt"])
-        sampler.load_state(state["sampler"])
-        torch.set_rng_state(state["torch_rng"])
-        if device.startswith("cuda") and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"])
-        step = int(state["step"])
-        if state["args"].get("time_budget"):
-            args.steps = int(state["args"]["steps"])  # a budgeted run keeps its timed schedule
-        base_steps, base_from = int(state.get("base_steps", 0)), str(state.get("base_from", ""))
-        print(f"resumed {ckpt} at step {step}", file=sys.stderr)
-    elif args.init_from:
-        state = load_checkpoint(args.init_from, need=())
-        init = {k: v.float() if v.is_floating_point() else v
-                for k, v in (state["model"] if "model" in state else state).items()}
-        if levels and "log_gain" not in init:  # a fixed-rate model: gains around its own quality
-            from nicviz.codecs.gained import init_gains
-
-            init_gains(model, _fixed_quality(args.init_from, state))
-            init["log_gain"] = model.log_gain.detach().clone()
-            init["log_inv_gain"] = model.log_inv_gain.detach().clone()
-        model.load_state_dict(init)
-        restore_likelihood_bounds(model)
-        base_steps = int(state.get("step", 0)) + int(state.get("base_steps", 0))
-        base_from = Path(args.init_from).name
-        print(f"initialised from {args.init_from} ({base_steps} steps)", file=sys.stderr)
-    log_path = Path(str(ckpt) + ".log.csv")
-    new_log = not log_path.exists()
-    log = log_path.open("a", newline="")
-    writer = csv.writer(log)
-    if new_log:
-        writer.writerow(["step", "lr", "loss", "bpp", "mse", "psnr", "aux", "seconds", "skipped"])
-    model.train()
-    last_save = time.monotonic()
-    t0 = time.perf_counter()
-    acc = torch.zeros(4, dtype=torch.float64, device=device)  # loss, bpp, mse, aux: summed on the device
-    n_acc = 0
-    skipped = run_of_skips = 0
-    record: dict = {}
-
-    budget = float(getattr(args, "time_budget", 0) or 0)
-    calibrating = budget > 0 and step == 0
-    if calibrating:
-        args.steps = 10**9  # placeholder until timed; warm-up covers the calibration steps
-        args.warmup = max(args.warmup, CALIBRATION[1])
-    loop_start = time.monotonic()
-    t_cal = 0.0
-
-    def save() -> None:
-        if not all(bool(torch.isfinite(q).all()) for q in main_params):
-            raise TrainingDiverged(f"non-finite weights at step {step}: training diverged; {ckpt} keeps its "
-                                   "last finite state; rerun with a lower --lr or longer --warmup")
-        extra = {"cuda_rng": torch.cuda.get_rng_state()} if device.startswith("cuda") else {}
-        _save_atomic({
-            "model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-            "sampler": sampler.state(), "torch_rng": torch.get_rng_state(), "step": step, **extra,
-            "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str)) and k != "func"},
-            "lmbda": lmbda, "base_steps": base_steps, "base_from": base_from,
-        }, ckpt)
-
-    while step < args.steps:
-        lr = lr_at(step, args.steps, args.lr, args.warmup, args.lr * args.final_lr_ratio)
-        for g in opt.param_groups:
-            g["lr"] = lr * g.get("scale", 1.0)
-        if calibrating and step == CALIBRATION[0]:
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            t_cal = time.monotonic()
-        elif calibrating and step == CALIBRATION[1]:
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            now = time.monotonic()
-            rate = (CALIBRATION[1] - CALIBRATION[0]) / max(now - t_cal, 1e-9)
-            args.steps = steps_for_budget(step, rate, budget - (now - loop_start))
-            calibrating = False
-            print(f"time budget {budget:.0f} s: {rate:.2f} steps/s, training {args.steps} steps", file=sys.stderr,
-                  flush=True)
-        if budget > 0 and time.monotonic() - loop_start > budget * 1.1:
-            print(f"stopping at step {step}: over the time budget", file=sys.stderr, flush=True)
-            break
-        x = sampler.batch(args.batch, device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        opt.zero_grad(set_to_none=True)
-        aux_opt.zero_grad(set_to_none=True)
-        step_lmbda = lmbda
-        if levels:
-            q = torch.randint(1, levels + 1, (x.shape[0],), device=device)
-            model.set_quality(q.float())
-            step_lmbda = lambda_table[q - 1]
-        x_hat, lks = rd_forward(model, x, precision)
-        loss, bpp, mse = rd_loss(x, x_hat, lks, step_lmbda)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(main_params, args.clip if args.clip > 0 else float("inf"))
-        aux = model.aux_loss()
-        if not (torch.isfinite(loss) and torch.isfinite(grad_norm) and torch.isfinite(aux)):
-            # one bad batch (as mixed-precision loss scaling does): skip it, keep the weights;
-            # MAX_SKIPS in a row means the weights themselves went bad: stop
-            skipped += 1
-            run_of_skips += 1
-            print(f"step {step}: non-finite {'loss' if not torch.isfinite(loss) else 'gradient' if not torch.isfinite(grad_norm) else 'aux loss'}"
-                  f" (bpp {float(bpp):.4g}, mse {float(mse):.4g}): step skipped", file=sys.stderr, flush=True)
-            if run_of_skips >= MAX_SKIPS:
-                log.close()
-                raise TrainingDiverged(
-                    f"the loss is not finite by step {step} (lr {lr:.3g}, {run_of_skips} steps in a row): training "
-                    f"diverged; {ckpt} keeps its last finite state; rerun with a lower --lr or longer --warmup")
-            opt.zero_grad(set_to_none=True)
-            aux_opt.zero_grad(set_to_none=True)
-            step += 1
-            continue
-        run_of_skips = 0
-        opt.step()
-        aux.backward()
-        aux_opt.step()
-        step += 1
-        acc += torch.stack([loss.detach(), bpp.detach(), mse.detach(), aux.detach()]).double()
-        n_acc += 1
-        if step % args.log_every == 0 or step == args.steps:
-            mean_loss, mean_bpp, m, mean_aux = (acc / max(n_acc, 1)).tolist()
-            if not (math.isfinite(mean_loss) and math.isfinite(mean_aux)):
-                log.close()
-                raise TrainingDiverged(
-                    f"the loss is not finite by step {step} (lr {lr:.3g}): training diverged; "
-                    f"{ckpt} keeps its last finite state; rerun with a lower --lr or longer --warmup")
-            record = {"step": step, "lr": lr, "loss": mean_loss, "bpp": mean_bpp, "mse": m,
-                      "psnr": 10 * math.log10(1 / max(m, 1e-12)), "aux": mean_aux,
-                      "seconds": time.perf_counter() - t0, "skipped": skipped}
-            writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in record.values()])
-            log.flush()
-            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
-                  file=sys.stderr, flush=True)
-            acc.zero_()
-            n_acc = 0
-        if time.monotonic() - last_save > args.ckpt_every:
-            save()
-            last_save = time.monotonic()
-    save()
-    log.close()
-    return record
+    return Trainer(args).run()
 
 
 def _code_version() -> str:
