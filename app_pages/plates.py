@@ -14,14 +14,17 @@ from nicviz.dashboard.widgets import (
     dataset_image,
     demo_plate_folder,
     load_results,
+    plate_gallery,
     quality_picker,
     read_plate,
     results_meta,
-    side_by_side,
 )
 from nicviz.plots import curve_figure
 from nicviz.results import dataset_folder, list_result_files, results_dir
 from nicviz.tasks.ocr.plates import cer, diff_html, read_labels
+
+LEGEND = ('Legend: <span style="background:#d33;color:#fff">&nbsp;X&nbsp;</span> a character read wrong or '
+          'added, <span style="background:#d33;color:#fff">&nbsp;&nbsp;</span> a character missing.')
 
 st.title("Licence plates")
 st.caption("Can OCR (PP-OCRv6 via rapidocr) still read a compressed plate? Exact match against the label, "
@@ -71,16 +74,9 @@ if df is not None and not df.empty:
     quality = i2.selectbox("Quality", sorted(df[df.codec == codec]["quality"].unique()), key="pl_quality")
     which = i3.selectbox("Show", PLATE_SELECTIONS, key="pl_which")
     sub = select_plates(df[(df.codec == codec) & (df.quality == quality)], which)
-    st.write(f"{len(sub)} plate(s)")
+    st.markdown(f"{len(sub)} plate(s). {LEGEND}", unsafe_allow_html=True)
     if not sub.empty:
-        image = st.selectbox("Plate", list(sub["image"]), key="pl_image")
-        row = sub[sub.image == image].iloc[0]
-        o, c = side_by_side(root, image, codec, int(quality), "plate images")
-        label = str(row["text"])
-        o.markdown(f"label `{label}`  \nread: {diff_html(label, str(row['read_ref']))}  \nCER {float(row['cer_ref']):.2f}",
-                   unsafe_allow_html=True)
-        c.markdown(f"label `{label}`  \nread: {diff_html(label, str(row['read']))}  \nCER {float(row['cer']):.2f}",
-                   unsafe_allow_html=True)
+        plate_gallery(sub, root, codec, quality)
     st.download_button("Download these rows (CSV)", sub.to_csv(index=False).encode(), file_name="nicviz-plates.csv",
                        key="pl_csv")
 

@@ -84,7 +84,7 @@ else:
     if len(sub):
         image = st.selectbox("Image", list(sub["image"]), key="sk_image")
         row = sub[sub.image == image].iloc[0]
-        a, b = side_by_side(root, image, codec, int(r["quality"]), "lesion images")
+        a, b = side_by_side(root, image, codec, r["quality"], "lesion images")
         changed = str(row["pred"]) != str(row["pred_ref"])
         a.markdown(f"true: **{row['label']}**  \npredicted: **{row['pred_ref']}** ({100 * row['confidence_ref']:.0f} %)")
         b.markdown(f"true: **{row['label']}**  \npredicted: **{row['pred']}** ({100 * row['confidence']:.0f} %)")

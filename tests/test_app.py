@@ -80,7 +80,7 @@ def results_root(tmp_path_factory) -> Path:
               root / "kodak" / "small.csv", metrics=("psnr", "ssim", "ms_ssim", "vif"), progress=False)
     from nicviz.datasets import resolve_dataset
 
-    plates = resolve_dataset(str(write_plate_folder(root.parent / "plates", count=4, seed=3)))
+    plates = resolve_dataset(str(write_plate_folder(root.parent / "plates", count=10, seed=3)))
     run_sweep(plates, ["jpeg"], {"jpeg": [5, 30, 90]}, root / "plates" / "ocr.csv", metrics=("psnr",),
               task="ocr", progress=False)
     return root
@@ -119,6 +119,15 @@ def test_plates_page(results_root, monkeypatch):
     assert list(table["quality"]) == [5, 30, 90]
     at.selectbox(key="pl_which").set_value("all").run()
     assert not at.exception
+    # the gallery: 8 plates a page, next / previous, open one large
+    captions = [m.value for m in at.markdown if "of " in m.value and "plates " in m.value]
+    assert captions and captions[0].count("plates 1-") == 1
+    at.button(key="pl_next").click().run()
+    assert not at.exception and any("plates 9-" in m.value for m in at.markdown)
+    at.button(key="pl_prev").click().run()
+    at.button(key="pl_open_0").click().run()
+    assert not at.exception and any("label `" in m.value for m in at.markdown)
+    assert any("Legend" in m.value for m in at.markdown)
     demo = frame(at, "compressed").iloc[0]
     assert demo["original"] == demo["label"]
     at.slider(key="pl_demo_quality").set_value(90).run()

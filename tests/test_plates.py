@@ -148,3 +148,24 @@ def test_real_plates_sample(plates_dir):
     files = sorted(labels)[::40]  # 17 plates across states
     hits = sum(exact_o0(select_plate(engine.read(load_image(plates_dir / f)))[0], labels[f]) for f in files)
     assert hits / len(files) >= 0.6
+
+
+def test_the_live_demo_has_hard_plates_that_compression_breaks(tmp_path):
+    """The demo's small / blurred / noisy plates: read on the original, misread at JPEG q5
+    (so the demo can show a failure, not only successes)."""
+    from nicviz.evaluate import evaluate
+    from nicviz.images import load_image
+
+    folder = write_plate_folder(tmp_path, count=12, seed=7, hard=6)
+    labels = read_labels(folder)
+    assert sum("-small" in n or "-blurred" in n or "-noisy" in n for n in labels) == 6
+    engine = get_engine()
+    broken = 0
+    for name, text in labels.items():
+        if "-" not in name:
+            continue
+        rgb = load_image(folder / name)
+        if exact(select_plate(engine.read(rgb))[0], text):
+            rec = evaluate(rgb, "jpeg", 5, ["psnr"]).reconstruction
+            broken += not exact(select_plate(engine.read(rec))[0], text)
+    assert broken >= 1

@@ -15,7 +15,7 @@ from nicviz.errors import NicvizError
 from nicviz.evaluate import evaluate
 from nicviz.images import ImageError, load_image, to_png_bytes
 
-__all__ = ["neural_size_guard", "MAX_NEURAL_PIXELS", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+__all__ = ["plate_gallery", "neural_size_guard", "MAX_NEURAL_PIXELS", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
            "load_upload", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
            "classifier", "classify"]
 
@@ -169,7 +169,8 @@ def demo_plate_folder() -> str:
 
     from nicviz.tasks.ocr.synthetic import write_plate_folder
 
-    return str(write_plate_folder(tempfile.mkdtemp(prefix="nicviz-plates-"), count=12, seed=7))
+    # the last six are small, blurred or noisy: at low rates compression makes OCR fail on them
+    return str(write_plate_folder(tempfile.mkdtemp(prefix="nicviz-plates-"), count=12, seed=7, hard=6))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -236,13 +237,64 @@ def side_by_side(root: str | None, image: str, codec: str, quality: int, what: s
     if rgb is None:
         st.info(f"The {what} are not on this machine (data folder missing); results only.")
         return left, right
-    res, err = cached_evaluate(rgb, codec, int(quality))
+    res, err = cached_evaluate(rgb, codec, quality)
     left.image(rgb, caption="original", width="stretch")
     if res:
-        right.image(res[1], caption=f"{codec} q{quality}: {res[0]['bpp']:.3f} bpp", width="stretch")
+        right.image(res[1], caption=f"{codec} q{quality:g}: {res[0]['bpp']:.3f} bpp", width="stretch")
     else:
         right.error(err)
     return left, right
+
+
+def plate_gallery(rows, root: str | None, codec: str, quality, per_page: int = 8) -> None:
+    """A grid of plates (original above, reconstruction below, each reading with its
+    differences from the label highlighted), ``per_page`` at a time with previous / next,
+    and the chosen plate large underneath."""
+    from pathlib import Path
+
+    from nicviz.tasks.ocr.plates import diff_html
+
+    rows = rows.reset_index(drop=True)
+    pages = max(1, -(-len(rows) // per_page))
+    key = f"pl_gallery_page_{codec}_{quality}"
+    page = min(st.session_state.get(key, 0), pages - 1)
+
+    def turn(by: int) -> None:  # a callback: the page changes before the rerun draws the buttons
+        st.session_state[key] = min(max(0, page + by), pages - 1)
+
+    b1, b2, b3 = st.columns([1, 3, 1])
+    b1.button("Previous", key="pl_prev", disabled=page == 0, on_click=turn, args=(-1,))
+    b3.button("Next", key="pl_next", disabled=page >= pages - 1, on_click=turn, args=(1,))
+    b2.markdown(f"<div style='text-align:center'>plates {page * per_page + 1}-{min(len(rows), (page + 1) * per_page)}"
+                f" of {len(rows)}</div>", unsafe_allow_html=True)
+    here = root and Path(root).is_dir()
+    if not here:
+        st.info("The plate images are not on this machine (data folder missing): readings only.")
+    cols = st.columns(4)
+    for i, r in rows.iloc[page * per_page:(page + 1) * per_page].iterrows():
+        col = cols[(i - page * per_page) % 4]
+        label = str(r["text"])
+        if here:
+            rgb, err = dataset_image(root, str(r["image"]))
+            if rgb is not None:
+                col.image(rgb, caption="original", width="stretch")
+                res, err = cached_evaluate(rgb, codec, quality)
+                if res:
+                    col.image(res[1], caption=f"{codec} q{quality:g}", width="stretch")
+        col.markdown(f"`{label}`  \n{diff_html(label, str(r['read_ref']))} &rarr; {diff_html(label, str(r['read']))}",
+                     unsafe_allow_html=True)
+        col.button("Open", key=f"pl_open_{i}", on_click=st.session_state.__setitem__,
+                   args=("pl_opened", str(r["image"])))
+    opened = st.session_state.get("pl_opened")
+    if opened in set(rows["image"].astype(str)):
+        r = rows[rows["image"].astype(str) == opened].iloc[0]
+        st.markdown(f"**{opened}**")
+        o, c = side_by_side(root, opened, codec, quality, "plate images")
+        label = str(r["text"])
+        o.markdown(f"label `{label}`  \nread: {diff_html(label, str(r['read_ref']))}  \nCER {float(r['cer_ref']):.2f}",
+                   unsafe_allow_html=True)
+        c.markdown(f"label `{label}`  \nread: {diff_html(label, str(r['read']))}  \nCER {float(r['cer']):.2f}",
+                   unsafe_allow_html=True)
 
 
 def quality_picker(codec: str, label: str, key: str, container=st, default_index: int | None = None) -> int | float:

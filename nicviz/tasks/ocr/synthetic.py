@@ -64,8 +64,13 @@ def render_plate(text: str, seed: int = 0, size: tuple[int, int] = (320, 160), n
     return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
 
 
-def write_plate_folder(folder: str | Path, count: int = 12, seed: int = 0) -> Path:
-    """Write ``count`` plates as PNG plus ``labels.csv`` (file,text) into ``folder``."""
+#: hard variants for a demo in which compression can visibly fail: (name, size, blur, noise)
+HARD = (("small", (84, 42), 0.7, 3.0), ("blurred", (150, 75), 2.0, 3.0), ("noisy", (120, 60), 0.8, 22.0))
+
+
+def write_plate_folder(folder: str | Path, count: int = 12, seed: int = 0, hard: int = 0) -> Path:
+    """Write ``count`` plates as PNG plus ``labels.csv`` (file,text) into ``folder``; the
+    last ``hard`` of them small, blurred or noisy in turn (:data:`HARD`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -73,7 +78,13 @@ def write_plate_folder(folder: str | Path, count: int = 12, seed: int = 0) -> Pa
     for i in range(count):
         text = random_plate_text(rng)
         name = f"gen{i:03d}.png"
-        Image.fromarray(render_plate(text, seed=seed * 1000 + i)).save(folder / name)
+        if i >= count - hard:
+            kind, size, blur, noise = HARD[(i - (count - hard)) % len(HARD)]
+            name = f"gen{i:03d}-{kind}.png"
+            im = Image.fromarray(render_plate(text, seed=seed * 1000 + i, size=size, noise=noise))
+            Image.fromarray(np.asarray(im.filter(ImageFilter.GaussianBlur(blur)))).save(folder / name)
+        else:
+            Image.fromarray(render_plate(text, seed=seed * 1000 + i)).save(folder / name)
         rows.append(f"{name},{text}")
     (folder / "labels.csv").write_text("file,text\n" + "\n".join(rows) + "\n")
     return folder
