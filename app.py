@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="nicviz", page_icon=":material/compare:", layout="wide")
+st.set_page_config(page_title="nicviz", page_icon="\U0001F50D", layout="wide")  # an emoji: no font host needed
 
 pages = [
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", default=True),
