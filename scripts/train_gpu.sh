@@ -10,6 +10,8 @@
 # first steps are timed and --steps is set so that warm-up + cosine decay end in time;
 # the step count is stored in every checkpoint and metadata file.
 #   OUT=out DATA=.traindata/train_natural scripts/train_gpu.sh [A_SECONDS] [B_SECONDS]
+#   VARIABLE_RATE=1 ... scripts/train_gpu.sh SECONDS   (phase V: the variable-rate minis, see below;
+#   then `nicviz train export` and scripts/eval_variable_rate.py on the CPU machine)
 # Where the machine lacks CompressAI, wheels in .whl/ are installed to /tmp/site first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +36,30 @@ export PYTHONPATH=$PWD:${PYTHONPATH:-} OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 $PY -c "import torch, compressai, nicviz.training.nic; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
 torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" || exit 4
 nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv 2>/dev/null || true
+
+if [ -n "${VARIABLE_RATE:-}" ]; then
+  # phase V: one variable-rate model per architecture (gain units, qualities 1..LEVELS),
+  # initialised from the shipped q3 models (gains at sqrt(lambda_q / lambda_3)), side by
+  # side for A_SECONDS; on a CPU add PRECISION=bf16 (channels-last is always on).
+  pids=()
+  for arch in cheng2020-anchor cheng2020-attn; do
+    $PY -m nicviz.training.nic run --arch $arch --levels "${LEVELS:-8}" --lr "${V_LR:-1e-4}" --warmup 300 \
+      --precision "${PRECISION:-fp32}" --channels-last --init-from "nicviz/models/$arch-mini-q3.pt" \
+      --time-budget "$A_SECONDS" "${COMMON[@]}" --ckpt "$CK/V-$arch.pt" > "$LOGS/V-$arch.log" 2>&1 &
+    pids+=($!)
+  done
+  sleep 45; nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv 2>/dev/null || true
+  for p in "${pids[@]}"; do wait "$p" || echo "phase V process $p failed"; done
+  tail -n 2 "$LOGS"/V-*.log
+  for arch in cheng2020-anchor cheng2020-attn; do
+    ($PY -m nicviz.training.nic slim "$CK/V-$arch.pt" "$CK/$arch-mini.pt" >/dev/null &&
+      tar -C "$CK" -I "gzip -1" -cf "$OUT/V-$arch.tgz" "$arch-mini.pt") &
+  done
+  wait
+  cp "$CK"/V-*.log.csv "$LOGS"/ && tar -C "$LOGS" -czf "$OUT/logs_v.tgz" .
+  ls -la "$OUT"
+  exit 0
+fi
 
 if [ -n "${CONTINUE_FROM:-}" ]; then
   # phase C: more steps for chosen models, from float16 checkpoints <arch>-q<k>.pt(.gz) in
