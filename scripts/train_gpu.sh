@@ -37,6 +37,13 @@ $PY -c "import torch, compressai, nicviz.training.nic; print('torch', torch.__ve
 torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" || exit 4
 nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv 2>/dev/null || true
 
+# wait for a phase's background runs (in $pids), show the GPU once, then the last log lines
+wait_phase() {
+  sleep 45; nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv 2>/dev/null || true
+  for p in "${pids[@]}"; do wait "$p" || echo "phase $1 process $p failed"; done
+  tail -n 2 "$LOGS"/"$1"-*.log
+}
+
 if [ -n "${VARIABLE_RATE:-}" ]; then
   # phase V: one variable-rate model per architecture (gain units, qualities 1..LEVELS),
   # initialised from the shipped q3 models (gains at sqrt(lambda_q / lambda_3)), side by
@@ -48,9 +55,7 @@ if [ -n "${VARIABLE_RATE:-}" ]; then
       --time-budget "$A_SECONDS" "${COMMON[@]}" --ckpt "$CK/V-$arch.pt" > "$LOGS/V-$arch.log" 2>&1 &
     pids+=($!)
   done
-  sleep 45; nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv 2>/dev/null || true
-  for p in "${pids[@]}"; do wait "$p" || echo "phase V process $p failed"; done
-  tail -n 2 "$LOGS"/V-*.log
+  wait_phase V
   for arch in cheng2020-anchor cheng2020-attn; do
     ($PY -m nicviz.training.nic slim "$CK/V-$arch.pt" "$CK/$arch-mini.pt" >/dev/null &&
       tar -C "$CK" -I "gzip -1" -cf "$OUT/V-$arch.tgz" "$arch-mini.pt") &
@@ -74,9 +79,7 @@ if [ -n "${CONTINUE_FROM:-}" ]; then
       --init-from "$init" "${COMMON[@]}" --ckpt "$CK/C-$b.pt" > "$LOGS/C-$b.log" 2>&1 &
     pids+=($!)
   done
-  sleep 45; nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv 2>/dev/null || true
-  for p in "${pids[@]}"; do wait "$p" || echo "phase C process $p failed"; done
-  tail -n 2 "$LOGS"/C-*.log
+  wait_phase C
   for init in "$CONTINUE_FROM"/*-q?.pt; do
     b=$(basename "$init" .pt)
     ($PY -m nicviz.training.nic slim "$CK/C-$b.pt" "$CK/${b/-q/-mini-q}.pt" >/dev/null &&
