@@ -143,3 +143,20 @@ def test_unsupported_image_files_are_listed_in_the_errors_file(samples, tmp_path
     errors = pd.read_csv(str(out) + ".errors.csv")
     assert set(errors["image"]) == {"anim.gif", "logo.svg"}
     assert os.path.exists(out) and all("not read by nicviz" in e for e in errors["error"])
+
+
+def test_an_output_without_write_permission_is_refused_before_the_work(samples, tmp_path, monkeypatch, capsys):
+    """As root every place is writable, so the permission answer is simulated: the check
+    asks the operating system (os.access) about the first existing parent."""
+    import nicviz.paths as paths
+
+    real = os.access
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    monkeypatch.setattr(paths.os, "access", lambda p, mode: False if Path(p) == locked else real(p, mode))
+    assert _sweep(samples.root, locked / "sub" / "r.csv") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no permission" in err[0]
+    assert main(["eval-image", str(samples.files[0]), "--codec", "jpeg", "--quality", "20",
+                 "--save-recon", str(locked / "r.png")]) == 2
+    assert "no permission" in capsys.readouterr().err and not list(locked.iterdir())
