@@ -24,6 +24,12 @@ from nicviz.dashboard.widgets import (
 from nicviz.plots import curve_figure
 from nicviz.results import dataset_folder, results_dir
 
+#: the summary's columns in words a clinician reads
+PLAIN_COLUMNS = {"bpp": "bits per pixel", "accuracy_ref": "accuracy, originals (%)",
+                 "accuracy": "accuracy, compressed (%)", "drop": "drop (points)", "drop_lo": "drop, 95 % CI from",
+                 "drop_hi": "drop, 95 % CI to", "mcnemar_p": "McNemar p", "flip_rate": "diagnoses changed (%)",
+                 "macro_f1": "macro-F1", "kappa": "Cohen's kappa", "confidence_change": "confidence change (points)"}
+
 st.title("Skin lesions")
 st.caption("A 9-class dermoscopy classifier (EfficientNet-Lite0 fine-tuned by nicviz on ISIC) on compressed "
            "lesion images: how often does the diagnosis change? A research demonstration, not a medical device.")
@@ -44,8 +50,14 @@ else:
                     key="sk_drop")
     c2.plotly_chart(curve_figure(summary, "accuracy", "top-1 accuracy (%)"), key="sk_acc")
     shown = summary[["codec", "quality", "bpp", "accuracy_ref", "accuracy", "drop", "drop_lo", "drop_hi",
-                     "mcnemar_p", "flip_rate", "macro_f1", "kappa", "confidence_change"]].round(4)
-    st.dataframe(shown, hide_index=True)
+                     "mcnemar_p", "flip_rate", "macro_f1", "kappa", "confidence_change"]].copy()
+    shown[["flip_rate", "confidence_change"]] *= 100
+    shown = shown.round({"bpp": 3, "accuracy_ref": 1, "accuracy": 1, "drop": 1, "drop_lo": 1, "drop_hi": 1,
+                         "mcnemar_p": 3, "flip_rate": 1, "macro_f1": 3, "kappa": 3, "confidence_change": 1})
+    st.dataframe(shown.rename(columns=PLAIN_COLUMNS), hide_index=True)
+    st.caption("Drop: accuracy on the originals minus accuracy after compression, in points, with its exact 95 % "
+               "interval (it excludes 0 exactly when McNemar's test finds the change significant, p < 0.05). "
+               "Macro-F1 and kappa: agreement with the true diagnoses over all classes (1 = perfect).")
 
     st.subheader("What does a bit rate do to diagnoses?")
     s1, s2 = st.columns(2)
