@@ -160,3 +160,14 @@ def test_an_output_without_write_permission_is_refused_before_the_work(samples, 
     assert main(["eval-image", str(samples.files[0]), "--codec", "jpeg", "--quality", "20",
                  "--save-recon", str(locked / "r.png")]) == 2
     assert "no permission" in capsys.readouterr().err and not list(locked.iterdir())
+
+
+def test_every_dashboard_data_cache_is_bounded():
+    """Memory stays bounded under long use: each st.cache_data keeps a limited number of
+    entries (cache_resource holds one object per model, by construction)."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    sources = [root / "nicviz" / "dashboard" / "widgets.py", *(root / "app_pages").glob("*.py")]
+    caches = [m.group(0) for src in sources for m in re.finditer(r"@st\.cache_data\([^)]*\)", src.read_text())]
+    assert caches and all("max_entries=" in c for c in caches), [c for c in caches if "max_entries=" not in c]

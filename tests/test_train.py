@@ -319,3 +319,21 @@ def test_classifier_training_runs_resumes_and_refuses_a_stale_checkpoint(tmp_pat
     assert "resumed after epoch 1" in capsys.readouterr().err
     assert main([*argv[:-2], "--lr", "1e-3", "--out", str(out)]) == 2
     assert "other settings" in capsys.readouterr().err
+
+
+def test_the_committed_variable_rate_checkpoint_exports_and_codes(tmp_path):
+    """results/training/V-cheng2020-anchor-cpu.pt (the CPU run, slim) is not lost work: it
+    exports like any checkpoint and codes every quality of its range."""
+    from pathlib import Path
+
+    from nicviz.codecs.neural import mini_codec
+
+    slim = Path(__file__).resolve().parent.parent / "results" / "training" / "V-cheng2020-anchor-cpu.pt"
+    state = torch.load(slim, weights_only=True)
+    assert state["args"]["levels"] == 8 and state["step"] == 9000
+    export_model(slim, tmp_path / "vr-test.pt")
+    codec = mini_codec("vr-test", "cheng2020-anchor", tmp_path)
+    assert codec.scale.continuous and (codec.scale.low, codec.scale.high) == (1, 8)
+    rgb = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    sizes = [len(codec.encode(rgb, q)) for q in (1, 4.5, 8)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]

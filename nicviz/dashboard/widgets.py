@@ -29,7 +29,7 @@ def sample_image(name: str) -> np.ndarray:
     return builtin_sample(name)
 
 
-@st.cache_data(show_spinner=False, ttl=60)
+@st.cache_data(show_spinner=False, ttl=60, max_entries=1)
 def available_codecs() -> list[str]:
     """Codecs that can run here (estimated-rate twins left out of the picker)."""
     out = []
@@ -92,7 +92,7 @@ def cached_evaluate(rgb: np.ndarray, codec: str, quality: int):
         return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-@st.cache_data(show_spinner=False, ttl=300)
+@st.cache_data(show_spinner=False, ttl=300, max_entries=4)
 def dataset_choices() -> dict[str, str]:
     """Known datasets present under the data root: label -> folder."""
     root = data_root()
