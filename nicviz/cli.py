@@ -98,7 +98,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not codecs:
         raise UsageError("--codec lists no codecs")
     qualities = parse_qualities(codecs, args.quality)
-    task = parse_task(args.task, getattr(args, "classifier", None), getattr(args, "ocr_engine", None))
+    classifiers = split_list(getattr(args, "classifier", None) or "") or [None]
+    task = [parse_task(args.task, c, getattr(args, "ocr_engine", None)) for c in classifiers]
+    task = task[0] if len(task) == 1 else task
     executor = make_executor(args.executor, args.jobs, args.scheduler, args.ship_images)
     summary = run_sweep(dataset, codecs, qualities, out, metrics=parse_metrics(args.metrics), executor=executor,
                         progress=not args.quiet, task=task,
@@ -272,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rd: reconstruction metrics only; ocr: also read licence plates (needs labels.csv); "
                         "classify: also classify original and reconstruction")
     s.add_argument("--classifier", default="isic-effnet-lite0",
-                   help="with --task classify: isic-effnet-lite0, imagenet-effnet-lite0 or keras:<path>")
+                   help="with --task classify: isic-effnet-lite0[-robust[-no-avif]], imagenet-effnet-lite0 or "
+                        "keras:<path>; a comma list classifies each reconstruction with every one (a row each)")
     s.add_argument("--ocr-engine", default="rapidocr", choices=("rapidocr", "paddleocr"))
     s.set_defaults(func=cmd_sweep, argv=None)
 

@@ -140,7 +140,7 @@ def list_result_files(task: str | None = None) -> list[Path]:
             t = json.loads(meta.read_text()).get("task", "rd")
         except (OSError, json.JSONDecodeError):
             t = "rd"
-        if t == task or t.startswith(task + ":"):
+        if any(n == task or n.startswith(task + ":") for n in str(t).split(",")):
             out.append(p)
     return out
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +54,8 @@ class Task:
     metrics: tuple[str, ...]
     task: str = "rd"
     label: str | None = None
+    #: further tasks run on the same reconstructions (e.g. several classifiers): one row each
+    also: tuple[str, ...] = ()
     #: the image file's bytes, for workers that cannot read ``root`` (``--ship-images``)
     data: bytes | None = field(default=None, repr=False)
 
@@ -76,27 +78,29 @@ def run_task(task: Task) -> list[dict]:
         rgb = load_image(Path(task.root) / task.image if task.data is None else task.data, name=task.image)
     except ImageError as exc:
         return [{"error": {"image": task.image, "codec": None, "quality": None, "error": str(exc)}}]
-    runner = None
-    ref: dict = {}
-    if task.task != "rd":
+    runners: list[tuple[str, object, dict]] = []
+    for name in (task.task, *task.also):
+        if name == "rd":
+            continue
         from nicviz.tasks import get_task
 
-        runner = get_task(task.task)
+        runner = get_task(name)
         try:
-            ref = runner.reference(rgb, task.label)
+            runners.append((name, runner, runner.reference(rgb, task.label)))
         except NicvizError as exc:
             return [{"error": {"image": task.image, "codec": None, "quality": None,
-                               "error": f"{task.image}: {task.task} failed on the original ({exc})"}}]
+                               "error": f"{task.image}: {name} failed on the original ({exc})"}}]
     out: list[dict] = []
     for codec, q in task.pairs:
         try:
             ev = evaluate(rgb, codec, q, task.metrics)
-            extra = runner.compare(ev.reconstruction, task.label, ref) if runner is not None else {}
+            rows = [{"dataset": task.dataset, "image": task.image, "task": name, **ev.row,
+                     **runner.compare(ev.reconstruction, task.label, ref)} for name, runner, ref in runners]
         except NicvizError as exc:
             out.append({"error": {"image": task.image, "codec": codec, "quality": q,
                                   "error": f"{task.image}: {exc}"}})
             continue
-        out.append({"dataset": task.dataset, "image": task.image, "task": task.task, **ev.row, **extra})
+        out.extend(rows or [{"dataset": task.dataset, "image": task.image, "task": task.task, **ev.row}])
     return out
 
 
@@ -150,19 +154,34 @@ def _existing_rows(out: Path) -> dict[tuple, dict]:
     return found
 
 
+def task_names(task: str | Sequence[str]) -> list[str]:
+    """``"classify"`` or several task names on the same reconstructions (all classify or all ocr)."""
+    names = [task] if isinstance(task, str) else list(dict.fromkeys(task))
+    if not names:
+        raise NicvizError("no task given")
+    kinds = {n.partition(":")[0] for n in names}
+    if len(names) > 1 and (len(kinds) > 1 or "rd" in kinds):
+        raise NicvizError(f"tasks {', '.join(names)} cannot share a sweep: give several classifiers or "
+                          "several OCR engines, not a mix")
+    return names
+
+
 def plan_tasks(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int]],
-               metrics: tuple[str, ...], done: Iterable[tuple], task: str = "rd",
+               metrics: tuple[str, ...], done: Iterable[tuple], task: str | Sequence[str] = "rd",
                labels: dict[str, str] | None = None) -> list[Task]:
-    """One task per image that has at least one (codec, quality) not in ``done``."""
+    """One task per image that has at least one (codec, quality) not in ``done``; with
+    several task names, a pair missing for any of them is computed once for all."""
     done = set(done)
+    names = task_names(task)
     tasks = []
     for path in dataset.files:
         image = dataset.image_id(path)
         missing = tuple((c, q) for c in codecs for q in qualities[c]
-                        if (dataset.name, image, c, q, task) not in done)
+                        if any((dataset.name, image, c, q, t) not in done for t in names))
         if missing:
             label = labels.get(image) if labels else None
-            tasks.append(Task(dataset.name, str(dataset.root), image, missing, tuple(metrics), task, label))
+            tasks.append(Task(dataset.name, str(dataset.root), image, missing, tuple(metrics), names[0], label,
+                              also=tuple(names[1:])))
     return tasks
 
 
@@ -176,7 +195,7 @@ def _frame(rows: Iterable[dict]) -> pd.DataFrame:
 def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int]], out: str | os.PathLike,
               metrics: tuple[str, ...] = METRICS, jobs: int = 1, executor: Executor | None = None,
               progress: bool = True, command: list[str] | None = None, flush_every_s: float = 30.0,
-              task: str = "rd", on_progress: Callable[[int, int], None] | None = None) -> SweepSummary:
+              task: str | Sequence[str] = "rd", on_progress: Callable[[int, int], None] | None = None) -> SweepSummary:
     """Run (or resume) a sweep and write ``out`` plus its metadata and errors files.
 
     ``on_progress(done_rows, total_rows)`` is called after each finished task (the
@@ -189,10 +208,11 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
         for q in qualities[name]:
             codec.check_quality(q)
     labels = None
-    if task != "rd":
+    names = task_names(task)
+    if names[0] != "rd":
         from nicviz.tasks import get_task
 
-        labels = get_task(task).labels(dataset)
+        labels = get_task(names[0]).labels(dataset)
     check_writable(out, "results file")
     lock = FileLock(out)  # one writer per results file: a second sweep on it refuses in one line
     lock.acquire()
@@ -247,7 +267,7 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
         wall = time.perf_counter() - t_start
         root, root_base = portable_root(dataset.root)
         meta = run_metadata(command, dataset=dataset.name, dataset_root=root, dataset_root_base=root_base, codecs=codecs,
-                            qualities=qualities, metrics=list(metrics), task=task, rows=len(found), errors=len(errors),
+                            qualities=qualities, metrics=list(metrics), task=",".join(names), rows=len(found), errors=len(errors),
                             seed=0)
         # a results file can grow over several runs (another codec added later): keep each run's record
         previous = []

