@@ -140,28 +140,75 @@ def cmd_plates(args: argparse.Namespace) -> int:
     table[pct] = table[pct] * 100
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if "jpeg" in set(df["codec"]) and df["codec"].nunique() > 1:
+        from nicviz.analysis.bd_task import bd_codecs
+
+        _print_bd("BD on exact-match accuracy against jpeg (95 % bootstrap intervals over plates):",
+                  bd_codecs(df, "jpeg", "exact"), "exact-match", "at equal accuracy")
+        cer = bd_codecs(df, "jpeg", "cer", higher_is_better=False)
+        if not cer.empty:
+            cer[["bd_score", "bd_score_lo", "bd_score_hi"]] *= 100  # CER in points of 100
+        _print_bd("BD on character error rate against jpeg (negative BD-CER: fewer errors):", cer, "CER",
+                  "at equal CER")
     return rc
 
 
+def _print_bd(title: str, table, score_name: str, rate_note: str) -> None:
+    if table.empty:
+        return
+    print(f"\n{title}")
+    for r in table.itertuples():
+        who = getattr(r, "task", None) or r.codec
+        where = f"{r.codec}: " if getattr(r, "task", None) else ""
+        print(f"  {where}{who} vs {r.anchor}: BD-{score_name} {r.bd_score:+.1f} points "
+              f"[{r.bd_score_lo:+.1f}, {r.bd_score_hi:+.1f}], BD-rate {rate_note} {r.bd_rate:+.1f} % "
+              f"[{r.bd_rate_lo:+.1f}, {r.bd_rate_hi:+.1f}] over {r.from_bpp:.3f}-{r.to_bpp:.3f} bpp")
+
+
 def cmd_classify_report(args: argparse.Namespace) -> int:
-    """Accuracy drop table (with CIs and McNemar p) of a classification results file."""
+    """Accuracy drop table (with CIs and McNemar p) of a classification results file, per
+    classifier; BD-accuracy between codecs and between classifiers; accuracy won back."""
     import pandas as pd
 
     from nicviz.analysis import bpp_where_drop_exceeds, classification_summary
+    from nicviz.analysis.bd_task import bd_classifiers, bd_codecs
+    from nicviz.analysis.classify import accuracy_won_back
     from nicviz.results import read_results
 
     df = read_results(args.file)
     df = df[df["task"].astype(str).str.startswith("classify")]
     if df.empty:
         raise UsageError(f"{args.file}: no classification rows")
-    table = classification_summary(df)
-    with pd.option_context("display.width", 220, "display.max_columns", 30):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    if "drop" in table:
-        for codec, bpp in bpp_where_drop_exceeds(table, args.points).items():
-            msg = f"loses more than {args.points:g} points at {bpp:.3f} bpp and below" if bpp is not None \
-                else f"never loses more than {args.points:g} points at the measured rates"
-            print(f"{codec}: {msg}")
+    tasks = sorted(df["task"].astype(str).unique(), key=lambda t: (t != "classify", t))
+    labelled = df["label"].notna().any() if "label" in df else False
+    for task in tasks:
+        d = df[df["task"].astype(str) == task]
+        if len(tasks) > 1:
+            print(f"\n== {task}")
+        table = classification_summary(d)
+        with pd.option_context("display.width", 220, "display.max_columns", 30):
+            print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        if "drop" in table:
+            for codec, bpp in bpp_where_drop_exceeds(table, args.points).items():
+                msg = f"loses more than {args.points:g} points at {bpp:.3f} bpp and below" if bpp is not None \
+                    else f"never loses more than {args.points:g} points at the measured rates"
+                print(f"{codec}: {msg}")
+        if labelled and args.anchor in set(d["codec"]):
+            _print_bd(f"BD-accuracy against {args.anchor} (95 % bootstrap intervals over images):",
+                      bd_codecs(d, args.anchor, n_boot=args.boot), "accuracy", "at equal accuracy")
+    if labelled and len(tasks) > 1:
+        _print_bd(f"BD-accuracy of each classifier against {tasks[0]}, per codec:",
+                  bd_classifiers(df, tasks[0], n_boot=args.boot), "accuracy", "at equal accuracy")
+        for task in tasks[1:]:
+            won = accuracy_won_back(df, tasks[0], task, args.points)
+            if won.empty:
+                continue
+            print(f"\n{task} against {tasks[0]} where {tasks[0]} first loses more than {args.points:g} points:")
+            for r in won.itertuples():
+                print(f"  {r.codec} q{r.quality:g} ({r.bpp:.3f} bpp): standard loses {r.standard_drop:.1f} "
+                      f"[{r.standard_drop_lo:.1f}, {r.standard_drop_hi:.1f}] (p {r.standard_p:.3f}), {task} loses "
+                      f"{r.other_drop:.1f} [{r.other_drop_lo:.1f}, {r.other_drop_hi:.1f}] (p {r.other_p:.3f}); "
+                      f"won back {r.won_back:+.1f} [{r.won_back_lo:+.1f}, {r.won_back_hi:+.1f}] (p {r.won_back_p:.3f})")
     return 0
 
 
@@ -301,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("classify-report", help="accuracy drop vs bpp of a classification results file")
     s.add_argument("file")
     s.add_argument("--points", type=float, default=5.0, help="accuracy-drop threshold in points")
+    s.add_argument("--anchor", default="jpeg", help="codec the BD-accuracy of the others is measured against")
+    s.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for the BD intervals")
     s.set_defaults(func=cmd_classify_report)
 
     s = sub.add_parser("bd-rate", help="Bjontegaard delta rate between two codecs of a results file")

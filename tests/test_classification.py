@@ -251,3 +251,42 @@ def test_plain_summary_names_the_malignant_classes_first_and_agrees_with_itself(
     significant = "a statistically significant drop" in text
     assert significant == (r["mcnemar_p"] < 0.05) == (r["drop_lo"] > 0 or r["drop_hi"] < 0)
     assert most_informative(summary) == ("jpeg", 10)
+
+
+def _two_classifier_rows() -> pd.DataFrame:
+    """20 images, JPEG at q10/q50/q90: the standard model loses 2 images at q50 and 10 at
+    q10; the compression-trained one loses none at q50 and 4 at q10."""
+    rows = []
+    lost = {("classify", 10): 10, ("classify", 50): 2, ("classify:robust", 10): 4, ("classify:robust", 50): 0}
+    for task in ("classify", "classify:robust"):
+        for q, bpp in ((10, 0.3), (50, 0.6), (90, 1.0)):
+            for i in range(20):
+                ok = i >= lost.get((task, q), 0)
+                rows.append({"image": f"im{i:02d}", "codec": "jpeg", "quality": q, "bpp": bpp, "task": task,
+                             "label": "nevus", "pred": "nevus" if ok else "melanoma", "pred_ref": "nevus",
+                             "correct": ok, "correct_ref": True, "flip": not ok, "top5_overlap": 1.0,
+                             "confidence_change": 0.0})
+    return pd.DataFrame(rows)
+
+
+def test_accuracy_won_back_at_the_standard_models_first_loss():
+    from nicviz.analysis.classify import accuracy_won_back
+
+    won = accuracy_won_back(_two_classifier_rows(), "classify", "classify:robust", 5.0)
+    assert len(won) == 1
+    r = won.iloc[0]
+    # first loss of more than 5 points from the top: q50 (drop 10), not q10 (drop 50)
+    assert r["quality"] == 50 and r["standard_drop"] == pytest.approx(10.0) and r["other_drop"] == 0
+    assert r["won_back"] == pytest.approx(10.0)
+    assert r["won_back_p"] == pytest.approx(mcnemar_exact(np.r_[np.zeros(2), np.ones(18)] > 0, np.ones(20) > 0))
+    assert r["won_back_lo"] <= 10.0 <= r["won_back_hi"]
+
+
+def test_classify_report_with_two_classifiers(tmp_path, capsys):
+    out = tmp_path / "two.csv"
+    _two_classifier_rows().to_csv(out, index=False)
+    assert main(["classify-report", str(out), "--boot", "50"]) == 0
+    text = capsys.readouterr().out
+    assert "== classify:robust" in text
+    assert "jpeg q50 (0.600 bpp): standard loses 10.0" in text and "won back +10.0" in text
+    assert "jpeg: classify:robust vs classify: BD-accuracy +" in text

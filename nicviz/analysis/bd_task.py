@@ -28,7 +28,7 @@ import pandas as pd
 
 from nicviz.errors import NicvizError
 
-__all__ = ["BDTask", "bd_score", "bd_rate_score", "bd_task", "task_scores"]
+__all__ = ["BDTask", "bd_classifiers", "bd_codecs", "bd_score", "bd_rate_score", "bd_task", "task_scores"]
 
 
 @dataclass
@@ -149,3 +149,41 @@ def bd_task(anchor: pd.DataFrame, test: pd.DataFrame, score: str = "correct", hi
     la, lt = np.log10(ra.mean().to_numpy()), np.log10(rt.mean().to_numpy())
     rate_range = (float(10 ** max(la.min(), lt.min())), float(10 ** min(la.max(), lt.max())))
     return BDTask(d_score, ci(boot[:, 0]), d_rate, ci(boot[:, 1]), rate_range, int(len(images)))
+
+
+def _row(res: BDTask, **keys) -> dict:
+    return {**keys, "bd_score": res.bd_score, "bd_score_lo": res.bd_score_ci[0], "bd_score_hi": res.bd_score_ci[1],
+            "bd_rate": res.bd_rate, "bd_rate_lo": res.bd_rate_ci[0], "bd_rate_hi": res.bd_rate_ci[1],
+            "from_bpp": res.rate_range[0], "to_bpp": res.rate_range[1], "images": res.images}
+
+
+def bd_codecs(df: pd.DataFrame, anchor: str, score: str = "correct", higher_is_better: bool = True,
+              n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """BD-accuracy of every codec of ``df`` (rows of one task) against the ``anchor`` codec."""
+    if anchor not in set(df["codec"]):
+        raise NicvizError(f"anchor codec {anchor!r} is not in the results")
+    rows = []
+    for codec in sorted(set(df["codec"]) - {anchor}):
+        try:
+            res = bd_task(df[df.codec == anchor], df[df.codec == codec], score, higher_is_better, n_boot, seed)
+        except NicvizError:
+            continue
+        rows.append(_row(res, anchor=anchor, codec=codec))
+    return pd.DataFrame(rows)
+
+
+def bd_classifiers(df: pd.DataFrame, anchor_task: str, score: str = "correct", n_boot: int = 1000,
+                   seed: int = 0) -> pd.DataFrame:
+    """Per codec, BD-accuracy of every other classifier task of ``df`` against ``anchor_task``
+    on the same images and codec (the accuracy a compression-trained model wins back)."""
+    rows = []
+    tasks = sorted(set(df["task"].astype(str)) - {anchor_task})
+    for codec in sorted(set(df["codec"])):
+        d = df[df.codec == codec]
+        for task in tasks:
+            try:
+                res = bd_task(d[d.task == anchor_task], d[d.task == task], score, True, n_boot, seed)
+            except NicvizError:
+                continue
+            rows.append(_row(res, codec=codec, anchor=anchor_task, task=task))
+    return pd.DataFrame(rows)

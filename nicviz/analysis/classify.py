@@ -8,7 +8,7 @@ import pandas as pd
 
 from nicviz.analysis.ocr import as_bool
 
-__all__ = ["MALIGNANT", "class_outcomes", "most_informative", "plain_summary", "mcnemar_exact", "exact_drop_ci", "bootstrap_drop_ci", "classification_summary", "per_class_recall", "confusion",
+__all__ = ["accuracy_won_back", "MALIGNANT", "class_outcomes", "most_informative", "plain_summary", "mcnemar_exact", "exact_drop_ci", "bootstrap_drop_ci", "classification_summary", "per_class_recall", "confusion",
            "bpp_where_drop_exceeds"]
 
 
@@ -179,3 +179,38 @@ def plain_summary(summary_row: pd.Series, rows: pd.DataFrame) -> str:
 def _plural(name: str) -> str:
     return {"melanoma": "melanomas", "basal cell carcinoma": "basal cell carcinomas",
             "squamous cell carcinoma": "squamous cell carcinomas", "actinic keratosis": "actinic keratoses"}.get(name, name)
+
+
+def accuracy_won_back(df: pd.DataFrame, standard_task: str, other_task: str, points: float = 5.0) -> pd.DataFrame:
+    """Per codec, at the rate where the standard classifier first loses more than ``points``
+    (its highest measured bpp with a larger drop): each classifier's drop against its own
+    accuracy on the originals (exact paired interval, McNemar p) and the accuracy the
+    other classifier wins back on the same compressed images (``won_back`` = its accuracy
+    minus the standard's; exact paired interval and McNemar p between the two)."""
+    std = df[df["task"].astype(str) == standard_task]
+    oth = df[df["task"].astype(str) == other_task]
+    rows = []
+    for codec, g in std.groupby("codec"):
+        table = classification_summary(g)
+        bad = table[table["drop"] > points]
+        if bad.empty:
+            continue
+        q = bad.sort_values("bpp").iloc[-1]["quality"]
+        a = g[g.quality == q].set_index("image")
+        b = oth[(oth.codec == codec) & (oth.quality == q)].set_index("image")
+        common = a.index.intersection(b.index)
+        if not len(common):
+            continue
+        a, b = a.loc[common], b.loc[common]
+        ca, ca_ref, cb, cb_ref = (_bools(x) for x in (a["correct"], a["correct_ref"], b["correct"], b["correct_ref"]))
+        rec = {"codec": codec, "quality": q, "bpp": float(a["bpp"].mean()), "images": int(len(common)),
+               "standard_ref": 100 * ca_ref.mean(), "standard": 100 * ca.mean(),
+               "standard_drop": 100 * (ca_ref.mean() - ca.mean()), "standard_p": mcnemar_exact(ca_ref, ca),
+               "other_ref": 100 * cb_ref.mean(), "other": 100 * cb.mean(),
+               "other_drop": 100 * (cb_ref.mean() - cb.mean()), "other_p": mcnemar_exact(cb_ref, cb),
+               "won_back": 100 * (cb.mean() - ca.mean()), "won_back_p": mcnemar_exact(ca, cb)}
+        rec["standard_drop_lo"], rec["standard_drop_hi"] = exact_drop_ci(ca_ref, ca)
+        rec["other_drop_lo"], rec["other_drop_hi"] = exact_drop_ci(cb_ref, cb)
+        rec["won_back_lo"], rec["won_back_hi"] = exact_drop_ci(cb, ca)
+        rows.append(rec)
+    return pd.DataFrame(rows)

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Compression-trained ISIC classifiers, end to end (resumable: rerun after an interruption).
+#   1. the bank of compressed training images (python -m nicviz.training.bank)
+#   2. isic-effnet-lite0-robust: fine-tuned from the standard model, half of the images
+#      replaced by a random codec's reconstruction at a random quality
+#   3. isic-effnet-lite0-robust-no-avif: the same without AVIF (a codec it never saw)
+#   4. sweeps of all three classifiers on isic/test and isic_fullres/test, every codec
+# Usage: scripts/robust_classifiers.sh [steps...]   (default: bank robust no-avif test fullres)
+# Environment: THREADS (2), EPOCHS (4), LR (2e-4), PROB (0.5), CKPT_DIR (/tmp/nicviz-ckpt)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+THREADS=${THREADS:-2}
+EPOCHS=${EPOCHS:-4}
+LR=${LR:-2e-4}
+PROB=${PROB:-0.5}
+CKPT_DIR=${CKPT_DIR:-/tmp/nicviz-ckpt}
+mkdir -p "$CKPT_DIR"
+STEPS=${*:-bank robust no-avif test fullres}
+CLASSIFIERS=isic-effnet-lite0,isic-effnet-lite0-robust,isic-effnet-lite0-robust-no-avif
+QUALITIES="jpeg=2,5,10,20,40,60,75,90;webp=0,5,10,30,60,80,90;avif=5,15,25,40,50,60,75;jpeg2000=24,28,32,36,40,44"
+NEURAL=cheng2020-anchor-mini,cheng2020-attn-mini
+
+train() {  # name, extra args
+  local name=$1; shift
+  "$PY" -m nicviz.training.classifier --init-from nicviz/models/isic-effnet-lite0.pt \
+    --compress-prob "$PROB" --epochs "$EPOCHS" --lr "$LR" --threads "$THREADS" \
+    --ckpt "$CKPT_DIR/$name.ckpt" --out "nicviz/models/$name.pt" "$@"
+}
+
+for step in $STEPS; do
+  echo "== $step $(date -u +%FT%TZ)"
+  case $step in
+    bank) "$PY" -m nicviz.training.bank --threads "$THREADS" ;;
+    robust) train isic-effnet-lite0-robust ;;
+    no-avif) train isic-effnet-lite0-robust-no-avif --codecs jpeg,webp,jpeg2000,$NEURAL ;;
+    test|fullres)
+      data=isic-test; out=results/isic/test.csv; nq="1,2,3,4,5"
+      if [ "$step" = fullres ]; then data=isic-fullres-test; out=results/isic/fullres_test.csv; nq="1,3,5"; fi
+      "$PY" -m nicviz sweep "$data" --task classify --classifier "$CLASSIFIERS" \
+        --codec jpeg,webp,avif,jpeg2000 --quality "$QUALITIES" --metrics psnr,ssim,ms_ssim \
+        -j "$THREADS" --out "$out" --quiet
+      "$PY" -m nicviz sweep "$data" --task classify --classifier "$CLASSIFIERS" \
+        --codec "$NEURAL" --quality "$nq" --metrics psnr,ssim,ms_ssim -j "$THREADS" --out "$out" --quiet ;;
+    *) echo "unknown step $step" >&2; exit 2 ;;
+  esac
+done
+echo "== done $(date -u +%FT%TZ)"
