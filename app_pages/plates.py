@@ -10,6 +10,7 @@ import streamlit as st
 from nicviz.analysis.ocr import PLATE_SELECTIONS, ocr_baseline, ocr_summary, select_plates
 from nicviz.dashboard.widgets import (
     available_codecs,
+    bd_codec_table,
     cached_evaluate,
     dataset_image,
     demo_plate_folder,
@@ -62,9 +63,35 @@ if df is not None and not df.empty:
               "unchanged_exact", "improved_cer", "worsened_cer"]].copy()
     for c in ("improved_exact", "worsened_exact", "unchanged_exact", "improved_cer", "worsened_cer"):
         show[c] = (100 * show[c]).round(1)
-    st.dataframe(show, hide_index=True)
-    st.caption("improved / worsened / unchanged: share of plates (%) whose reading got better, worse or stayed "
-               "the same against the uncompressed image, by exact match and by CER.")
+    show = show.round({"bpp": 3, "psnr": 2, "accuracy (%)": 1, "cer": 3})
+    st.dataframe(show.rename(columns={
+        "bpp": "bits per pixel", "psnr": "PSNR (dB)", "accuracy (%)": "read exactly (%)",
+        "cer": "character error rate", "improved_exact": "now read exactly (%)",
+        "worsened_exact": "no longer read exactly (%)", "unchanged_exact": "same outcome (%)",
+        "improved_cer": "fewer wrong characters (%)", "worsened_cer": "more wrong characters (%)"}), hide_index=True)
+    st.caption("Per codec and quality: the share of plates (%) whose reading got better, worse or stayed the same "
+               "against the uncompressed image, by exact match and by the character error rate (wrong, missing "
+               "or extra characters per character of the plate).")
+    if "jpeg" in set(df["codec"]) and df["codec"].nunique() > 1:
+        with st.expander("BD-accuracy of each codec against JPEG"):
+            with st.spinner("Bootstrapping the BD intervals..."):
+                bd_exact = bd_codec_table(str(path), path.stat().st_mtime, "ocr", "jpeg", "exact")
+                bd_cer = bd_codec_table(str(path), path.stat().st_mtime, "ocr", "jpeg", "cer", False)
+            for title, b, scale, unit in (("Plates read exactly", bd_exact, 1, "points"),
+                                          ("Character error rate", bd_cer, 100, "points of CER, negative: fewer errors")):
+                if b.empty:
+                    continue
+                b = b.copy()
+                b[["bd_score", "bd_score_lo", "bd_score_hi"]] *= scale
+                st.markdown(f"**{title}**")
+                st.dataframe(b[["codec", "bd_score", "bd_score_lo", "bd_score_hi", "bd_rate", "bd_rate_lo",
+                                "bd_rate_hi", "from_bpp", "to_bpp"]].round(2).rename(columns={
+                    "bd_score": f"mean difference ({unit})", "bd_score_lo": "95 % CI from", "bd_score_hi": "to",
+                    "bd_rate": "bits for JPEG's score (%)", "bd_rate_lo": "bits, 95 % CI from",
+                    "bd_rate_hi": "bits, to", "from_bpp": "over bpp from", "to_bpp": "to bpp"}), hide_index=True)
+            st.caption("Bjontegaard deltas on the task score: the mean difference from JPEG across the bit rates "
+                       "both cover, and how many fewer (negative) or more bits a codec needs for JPEG's score; "
+                       "95 % bootstrap intervals over plates.")
 
     st.subheader("Inspect plates")
     folder = dataset_folder(results_meta(path))

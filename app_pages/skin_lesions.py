@@ -11,6 +11,8 @@ from nicviz.analysis import classification_summary, confusion, per_class_recall
 from nicviz.analysis.classify import class_outcomes, most_informative, plain_summary
 from nicviz.dashboard.widgets import (
     available_codecs,
+    bd_classifier_tables,
+    bd_codec_table,
     cached_evaluate,
     classifier,
     classify,
@@ -21,14 +23,28 @@ from nicviz.dashboard.widgets import (
     results_meta,
     side_by_side,
 )
-from nicviz.plots import curve_figure
+from nicviz.plots import classifiers_figure, curve_figure
 from nicviz.results import dataset_folder, results_dir
+from nicviz.tasks.classify.models import ISIC_MODELS, MODELS_DIR
 
 #: the summary's columns in words a clinician reads
 PLAIN_COLUMNS = {"bpp": "bits per pixel", "accuracy_ref": "accuracy, originals (%)",
                  "accuracy": "accuracy, compressed (%)", "drop": "drop (points)", "drop_lo": "drop, 95 % CI from",
                  "drop_hi": "drop, 95 % CI to", "mcnemar_p": "McNemar p", "flip_rate": "diagnoses changed (%)",
                  "macro_f1": "macro-F1", "kappa": "Cohen's kappa", "confidence_change": "confidence change (points)"}
+
+#: the BD and won-back tables' columns in words
+BD_COLUMNS = {"codec": "codec", "task": "classifier", "bd_score": "BD-accuracy (points)",
+              "bd_score_lo": "95 % CI from", "bd_score_hi": "95 % CI to", "bd_rate": "bits at equal accuracy (%)",
+              "bd_rate_lo": "bits, 95 % CI from", "bd_rate_hi": "bits, 95 % CI to", "from_bpp": "over bpp from",
+              "to_bpp": "to"}
+
+
+def classifier_name(task: str) -> str:
+    """``classify`` / ``classify:<spec>`` in words."""
+    spec = task.partition(":")[2] or "isic-effnet-lite0"
+    return ISIC_MODELS.get(spec, spec)
+
 
 st.title("Skin lesions")
 st.caption("A 9-class dermoscopy classifier (EfficientNet-Lite0 fine-tuned by nicviz on ISIC) on compressed "
@@ -42,8 +58,15 @@ if not frames:
             "--out results/isic/mine.csv`. Your own image can still be checked below.")
 else:
     key = st.selectbox("Results file", list(frames), key="sk_file")
-    path, df = frames[key]
-    df = df[df["task"].astype(str).str.startswith("classify")]
+    path, all_df = frames[key]
+    all_df = all_df[all_df["task"].astype(str).str.startswith("classify")]
+    tasks = sorted(all_df["task"].astype(str).unique(), key=lambda t: (t != "classify", t))
+    task = tasks[0]
+    if len(tasks) > 1:
+        task = st.radio("Classifier", tasks, format_func=classifier_name, horizontal=True, key="sk_task",
+                        help="standard: trained on original images; compression-trained: half of its training "
+                             "images were compressed by a random codec at a random quality")
+    df = all_df[all_df["task"].astype(str) == task]
     summary = classification_summary(df)
     c1, c2 = st.columns(2)
     c1.plotly_chart(curve_figure(summary, "drop", "accuracy drop (points, 95 % CI)", "drop_lo", "drop_hi"),
@@ -58,6 +81,53 @@ else:
     st.caption("Drop: accuracy on the originals minus accuracy after compression, in points, with its exact 95 % "
                "interval (it excludes 0 exactly when McNemar's test finds the change significant, p < 0.05). "
                "Macro-F1 and kappa: agreement with the true diagnoses over all classes (1 = perfect).")
+    if "drop" in summary and "jpeg" in set(summary["codec"]) and summary["codec"].nunique() > 1:
+        with st.expander("BD-accuracy of each codec against JPEG"):
+            with st.spinner("Bootstrapping the BD intervals..."):
+                bdc = bd_codec_table(str(path), path.stat().st_mtime, task, "jpeg", "correct")
+            if not bdc.empty:
+                cols = {k: v for k, v in BD_COLUMNS.items() if k != "task"}
+                st.dataframe(bdc[list(cols)].round(3).rename(columns=cols), hide_index=True)
+                st.caption("Mean accuracy gain over JPEG across the rates both cover, and the bits each codec "
+                           "needs for JPEG's accuracy (negative: fewer); 95 % bootstrap intervals over images.")
+
+    labelled_codecs = sorted(summary["codec"].unique())
+    if len(tasks) > 1 and "drop" in summary:
+        st.subheader("Accuracy won back by compression training")
+        mtime = path.stat().st_mtime
+        w1, w2 = st.columns([1, 2])
+        wcodec = w1.selectbox("Codec", labelled_codecs, key="sk_wcodec",
+                              index=labelled_codecs.index("jpeg") if "jpeg" in labelled_codecs else 0)
+        curves = pd.concat([classification_summary(all_df[(all_df["task"].astype(str) == t)
+                                                          & (all_df.codec == wcodec)]).assign(classifier=t)
+                            for t in tasks], ignore_index=True)
+        st.plotly_chart(classifiers_figure(curves, {t: classifier_name(t) for t in tasks}), key="sk_wfig")
+        with st.spinner("Bootstrapping the BD intervals..."):
+            bd, won = bd_classifier_tables(str(path), mtime, tasks[0])
+        if not won.empty:
+            w = won.assign(classifier=won["task"].map(classifier_name))
+            w = w[["codec", "quality", "bpp", "classifier", "standard_drop", "other_drop", "other_drop_lo",
+                   "other_drop_hi", "won_back", "won_back_lo", "won_back_hi", "won_back_p"]].round(
+                {"bpp": 3, "standard_drop": 1, "other_drop": 1, "other_drop_lo": 1, "other_drop_hi": 1,
+                 "won_back": 1, "won_back_lo": 1, "won_back_hi": 1, "won_back_p": 3})
+            st.dataframe(w.rename(columns={
+                "bpp": "bits per pixel", "standard_drop": "standard loses (points)",
+                "other_drop": "this one loses (points)", "other_drop_lo": "95 % CI from", "other_drop_hi": "to",
+                "won_back": "accuracy won back (points)", "won_back_lo": "won back, 95 % CI from",
+                "won_back_hi": "won back, to", "won_back_p": "McNemar p (won back)"}), hide_index=True)
+            st.caption("At the highest bit rate where the standard classifier loses more than 5 points, per "
+                       "codec: what each classifier loses against its own accuracy on the original images, "
+                       "and the accuracy the compression-trained one wins back on the same compressed images "
+                       "(exact paired intervals; a won-back interval above 0 is significant at p < 0.05).")
+        if not bd.empty:
+            b = bd.assign(task=bd["task"].map(classifier_name))[list(BD_COLUMNS)].round(
+                {"bd_score": 1, "bd_score_lo": 1, "bd_score_hi": 1, "bd_rate": 1, "bd_rate_lo": 1,
+                 "bd_rate_hi": 1, "from_bpp": 3, "to_bpp": 3})
+            st.dataframe(b.rename(columns=BD_COLUMNS), hide_index=True)
+            st.caption("BD-accuracy: the mean accuracy gain over the standard classifier across the bit rates "
+                       "both curves cover (as BD-PSNR does for quality); bits at equal accuracy: how many "
+                       "fewer (negative) or more bits the same accuracy needs. 95 % bootstrap intervals over "
+                       "images.")
 
     st.subheader("What does a bit rate do to diagnoses?")
     s1, s2 = st.columns(2)
@@ -105,7 +175,11 @@ else:
 
 st.subheader("Check your own image")
 up = st.file_uploader("Dermoscopy image", key="sk_upload")
-clf, why = classifier()
+shipped = [m for m in ISIC_MODELS if (MODELS_DIR / f"{m}.pt").is_file()] or ["isic-effnet-lite0"]
+spec = shipped[0]
+if len(shipped) > 1:
+    spec = st.radio("Classifier", shipped, format_func=lambda m: ISIC_MODELS[m], horizontal=True, key="sk_uclf")
+clf, why = classifier(spec)
 if clf is None:
     st.error(f"The built-in classifier is unavailable: {why}")
 elif up is not None:
@@ -122,8 +196,8 @@ elif up is not None:
         if err:
             st.error(err)
         elif res is not None:
-            classes, p0 = classify(rgb)
-            _, p1 = classify(res[1])
+            classes, p0 = classify(rgb, spec)
+            _, p1 = classify(res[1], spec)
             a, b = st.columns(2)
             a.image(rgb, caption="original", width="stretch")
             b.image(res[1], caption=f"{ucodec} q{uq}: {res[0]['bpp']:.2f} bpp", width="stretch")

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
-__all__ = ["reference_codec", "codec_color", "colorize", "zoom_crop", "comparison_html", "rd_figure", "curve_figure", "METRIC_LABELS"]
+__all__ = ["classifiers_figure", "reference_codec", "codec_color", "colorize", "zoom_crop", "comparison_html", "rd_figure", "curve_figure", "METRIC_LABELS"]
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "ms_ssim_db": "MS-SSIM (dB)", "ssim": "SSIM",
                  "vif": "VIF-p", "mse": "MSE", "mae": "MAE"}
@@ -174,4 +174,33 @@ def curve_figure(table: pd.DataFrame, y: str, y_title: str, lo: str | None = Non
                                  text=[f"q={q}" for q in sub["quality"]],
                                  hovertemplate="%{text}<br>%{x:.3f} bpp, %{y:.3f}"))
     fig.update_layout(xaxis_title="bits per pixel", yaxis_title=y_title, margin={"t": 30}, height=440)
+    return fig
+
+
+_DASHES = ("solid", "dash", "dot", "dashdot")
+
+
+def classifiers_figure(table: pd.DataFrame, names: dict[str, str] | None = None) -> go.Figure:
+    """Accuracy against bpp, one line per classifier (``table``: classifier, bpp, accuracy,
+    accuracy_ref, quality, optional acc_lo/acc_hi band), each with its accuracy on the
+    originals as a dotted level."""
+    names = names or {}
+    fig = go.Figure()
+    for k, (clf, sub) in enumerate(table.sort_values("bpp").groupby("classifier", sort=False)):
+        color = _PALETTE[k % len(_PALETTE)]
+        label = names.get(clf, clf)
+        if {"acc_lo", "acc_hi"} <= set(sub.columns):
+            fig.add_trace(go.Scatter(x=list(sub["bpp"]) + list(sub["bpp"][::-1]),
+                                     y=list(sub["acc_hi"]) + list(sub["acc_lo"][::-1]), fill="toself",
+                                     mode="lines", fillcolor=_rgba(color, 0.12), line={"width": 0},
+                                     hoverinfo="skip", showlegend=False))
+        fig.add_trace(go.Scatter(x=sub["bpp"], y=sub["accuracy"], mode="lines+markers", name=label,
+                                 line={"color": color, "dash": _DASHES[k % len(_DASHES)]},
+                                 text=[f"quality {q:g}" for q in sub["quality"]],
+                                 hovertemplate=label + "<br>%{text}: %{x:.3f} bpp, %{y:.1f} %<extra></extra>"))
+        fig.add_hline(y=float(sub["accuracy_ref"].iloc[0]), line={"color": color, "dash": "dot", "width": 1},
+                      annotation_text=f"{label}, originals", annotation_position="top left",
+                      annotation_font_color=color)
+    fig.update_layout(xaxis_title="bits per pixel (log scale)", yaxis_title="top-1 accuracy (%)", margin={"t": 30},
+                      height=440, xaxis_type="log", legend={"orientation": "h", "y": -0.2})
     return fig

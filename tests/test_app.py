@@ -115,8 +115,9 @@ def test_plates_page(results_root, monkeypatch):
     monkeypatch.setenv("NICVIZ_RESULTS", str(results_root))
     at = page("app_pages/plates.py").run()
     assert not at.exception and not at.error
-    table = frame(at, "accuracy (%)")
+    table = frame(at, "read exactly (%)")
     assert list(table["quality"]) == [5, 30, 90]
+    assert not any("_" in c for c in table.columns)  # no column name in code's spelling
     at.selectbox(key="pl_which").set_value("all").run()
     assert not at.exception
     # the gallery: 8 plates a page, next / previous, open one large
@@ -323,3 +324,42 @@ def test_compare_offers_a_downscale_before_a_neural_codec_gets_a_large_image(mon
     finally:
         unregister_codec("test-random-big")
         st.cache_data.clear()
+
+
+def test_skin_lesions_page_compares_standard_and_compression_trained(tmp_path, monkeypatch):
+    """Two classifiers in one file: the page offers both and shows the accuracy won back."""
+    import json
+
+    rows = []
+    lost = {("classify", 10): 10, ("classify", 50): 2, ("classify:isic-effnet-lite0-robust", 10): 4}
+    for task in ("classify", "classify:isic-effnet-lite0-robust"):
+        for q, bpp in ((10, 0.3), (30, 0.45), (50, 0.6), (90, 1.0)):
+            for i in range(20):
+                ok = i >= lost.get((task, q), 0)
+                label = "melanoma" if i % 2 else "nevus"
+                other = "nevus" if label == "melanoma" else "melanoma"
+                rows.append({"dataset": "lesions", "image": f"{label}/im{i:02d}.jpg", "codec": "jpeg", "quality": q,
+                             "bpp": bpp, "psnr": 30.0, "task": task, "label": label,
+                             "pred": label if ok else other, "pred_ref": label, "correct": ok,
+                             "correct_ref": True, "flip": not ok, "top5_overlap": 1.0, "confidence": 0.8,
+                             "confidence_ref": 0.9, "confidence_change": -0.1})
+    out = tmp_path / "isic" / "two.csv"
+    out.parent.mkdir()
+    pd.DataFrame(rows).to_csv(out, index=False)
+    Path(str(out) + ".meta.json").write_text(json.dumps({"task": "classify,classify:isic-effnet-lite0-robust",
+                                                         "dataset": "lesions"}))
+    monkeypatch.setenv("NICVIZ_RESULTS", str(tmp_path))
+    at = page("app_pages/skin_lesions.py").run()
+    assert not at.exception, at.exception
+    assert [r.key for r in at.radio][:1] == ["sk_task"]
+    assert any("won back" in h.value for h in at.subheader)
+    won = frame(at, "accuracy won back (points)").iloc[0]
+    assert won["quality"] == 50 and won["accuracy won back (points)"] == 10.0
+    assert won["standard loses (points)"] == 10.0 and won["this one loses (points)"] == 0.0
+    bd = frame(at, "BD-accuracy (points)").iloc[0]
+    assert bd["BD-accuracy (points)"] > 0 and bd["classifier"] == "compression-trained (all codecs)"
+    # the summary follows the chosen classifier
+    before = frame(at, "drop (points)").set_index("quality").loc[50, "drop (points)"]
+    at.radio(key="sk_task").set_value("classify:isic-effnet-lite0-robust").run()
+    assert not at.exception
+    assert before == 10.0 and frame(at, "drop (points)").set_index("quality").loc[50, "drop (points)"] == 0.0

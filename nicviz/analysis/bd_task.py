@@ -13,7 +13,9 @@ them over their common range, with rate on a log scale. For a machine task the
   replaced by its monotone envelope (the best score reached at this rate or below);
   without that, rate is not a function of score.
 
-Both come with percentile bootstrap intervals over images: the images are resampled
+A delta is NaN where the curves share no range (BD-rate: no common score range), and its
+interval is NaN too when fewer than half of the resamples share one. Both come with
+percentile bootstrap intervals over images: the images are resampled
 with replacement (the same images for both curves, which are paired when they share
 images), the per-quality means recomputed and the deltas with them.
 """
@@ -139,16 +141,16 @@ def bd_task(anchor: pd.DataFrame, test: pd.DataFrame, score: str = "correct", hi
     boot = np.array([deltas(rng.integers(0, len(images), len(images))) for _ in range(n_boot)])
     q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
 
-    def ci(col: np.ndarray) -> tuple[float, float]:
+    def ci(col: np.ndarray, point: float) -> tuple[float, float]:
         col = col[np.isfinite(col)]
-        if len(col) < n_boot / 2:  # most resamples without overlap: no interval
+        if not np.isfinite(point) or len(col) < n_boot / 2:  # no common range: no interval
             return float("nan"), float("nan")
         lo, hi = np.percentile(col, q)
         return float(lo), float(hi)
 
     la, lt = np.log10(ra.mean().to_numpy()), np.log10(rt.mean().to_numpy())
     rate_range = (float(10 ** max(la.min(), lt.min())), float(10 ** min(la.max(), lt.max())))
-    return BDTask(d_score, ci(boot[:, 0]), d_rate, ci(boot[:, 1]), rate_range, int(len(images)))
+    return BDTask(d_score, ci(boot[:, 0], d_score), d_rate, ci(boot[:, 1], d_rate), rate_range, int(len(images)))
 
 
 def _row(res: BDTask, **keys) -> dict:

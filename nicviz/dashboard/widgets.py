@@ -15,7 +15,7 @@ from nicviz.errors import NicvizError
 from nicviz.evaluate import evaluate
 from nicviz.images import ImageError, load_image, to_png_bytes
 
-__all__ = ["plate_gallery", "neural_size_guard", "MAX_NEURAL_PIXELS", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+__all__ = ["bd_classifier_tables", "bd_codec_table", "plate_gallery", "neural_size_guard", "MAX_NEURAL_PIXELS", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
            "load_upload", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
            "classifier", "classify"]
 
@@ -187,7 +187,7 @@ def classifier(spec: str = "isic-effnet-lite0"):
 
     try:
         return get_classifier(spec), None
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (NicvizError, FileNotFoundError, ValueError, RuntimeError) as exc:
         return None, str(exc)
 
 
@@ -315,3 +315,31 @@ def quality_picker(codec: str, label: str, key: str, container=st, default_index
     d = c.scale.default
     value = d[len(d) // 2] if default_index is None else d[min(default_index, len(d) - 1)]
     return int(container.slider(f"{label} ({c.scale.meaning})", c.scale.low, c.scale.high, value, key=key))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def bd_classifier_tables(path: str, mtime: float, anchor_task: str, points: float = 5.0):
+    """Per codec: BD-accuracy of each other classifier against ``anchor_task`` and the
+    accuracy won back where the anchor first loses ``points`` (cached per results file)."""
+    import pandas as pd
+
+    from nicviz.analysis.bd_task import bd_classifiers
+    from nicviz.analysis.classify import accuracy_won_back
+
+    df = load_results(path, mtime)
+    df = df[df["task"].astype(str).str.startswith("classify") & df["label"].notna()]
+    won = [accuracy_won_back(df, anchor_task, t, points).assign(task=t)
+           for t in sorted(set(df["task"].astype(str)) - {anchor_task})]
+    return bd_classifiers(df, anchor_task, n_boot=500), pd.concat(won, ignore_index=True) if won else pd.DataFrame()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def bd_codec_table(path: str, mtime: float, task: str, anchor: str, score: str, higher_is_better: bool = True):
+    """BD of every codec against ``anchor`` on ``score`` for the rows of ``task`` (cached)."""
+    from nicviz.analysis.bd_task import bd_codecs
+
+    df = load_results(path, mtime)
+    df = df[df["task"].astype(str) == task]
+    if "label" in df and score == "correct":
+        df = df[df["label"].notna()]
+    return bd_codecs(df, anchor, score, higher_is_better, n_boot=500)
