@@ -34,16 +34,20 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     if not Path(CHROMIUM).is_file():
         pytest.skip("Debian's chromium is not installed (apt-get install --no-install-recommends chromium)")
     pytest.importorskip("playwright.sync_api", reason="pip package playwright is not installed")
     port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # the shipped results in a copy: the sweep run in the browser must not write into the checkout
+    results = tmp_path_factory.mktemp("browser") / "results"
+    shutil.copytree(ROOT / "results", results, ignore=shutil.ignore_patterns("user", "training", "checks"))
+    log = results.parent / "server.log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NICVIZ_RESULTS": str(results)}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
                              str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
                              "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -55,8 +59,8 @@ def server():
             time.sleep(0.5)
     else:
         proc.kill()
-        pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
-    yield url
+        pytest.fail("streamlit did not start: " + log.read_text(errors="replace")[-2000:])
+    yield url, log
     proc.terminate()
     try:
         proc.wait(timeout=10)
@@ -78,9 +82,23 @@ def _wait_idle(pg, timeout_s: float = 120) -> None:
     raise AssertionError("page did not finish running")
 
 
+def _offline(ctx, external: list[str]) -> None:
+    """Refuse (and record) every request that leaves this machine: the app must not need one."""
+    def route(r):
+        host = r.request.url.split("/")[2].split(":")[0] if "://" in r.request.url else ""
+        if r.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            external.append(r.request.url)
+            r.abort()
+
+    ctx.route("**/*", route)
+
+
 def test_every_page_in_chromium(server):
     from playwright.sync_api import sync_playwright
 
+    server, log = server
     shots = Path(os.environ.get("NICVIZ_SCREENSHOTS", ROOT / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     profile = tempfile.mkdtemp(prefix="nicviz-chromium-")
@@ -88,6 +106,8 @@ def test_every_page_in_chromium(server):
         with sync_playwright() as p:
             ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
                                                        args=FLAGS, viewport={"width": 1400, "height": 1000})
+            external: list[str] = []
+            _offline(ctx, external)
             pg = ctx.new_page()
             console_errors: list[str] = []
             pg.on("pageerror", lambda e: console_errors.append(str(e)))
@@ -130,3 +150,52 @@ def test_every_page_in_chromium(server):
         shutil.rmtree(profile, ignore_errors=True)
     assert not console_errors, console_errors
     assert all((shots / f"{n}.png").stat().st_size > 10_000 for n in PAGES)
+    assert not external, f"requests to other hosts: {external[:5]}"  # works with no external host reachable
+    server_log = log.read_text(errors="replace")
+    assert "deprecat" not in server_log.lower(), [x for x in server_log.splitlines() if "eprecat" in x][:3]
+
+
+def _nav(pg, label: str) -> None:
+    """Open a page through the sidebar menu, as a user does (the session and its state stay)."""
+    pg.locator('[data-testid="stSidebarNav"] a', has_text=label).first.click()
+    _wait_idle(pg)
+
+
+def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_turns(server):
+    from playwright.sync_api import sync_playwright
+
+    server, log = server
+    profile = tempfile.mkdtemp(prefix="nicviz-chromium-")
+    try:
+        with sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
+                                                       args=FLAGS, viewport={"width": 1400, "height": 1000})
+            pg = ctx.new_page()
+            pg.goto(f"{server}/run_sweep", wait_until="domcontentloaded")
+            _wait_idle(pg)
+            name = pg.get_by_label("Name of the results file").input_value()
+            pg.get_by_role("button", name="Run", exact=True).click()
+            pg.locator('[data-testid="stAlertContentSuccess"]').wait_for(timeout=180_000)
+            assert "rows in" in pg.locator('[data-testid="stAlertContentSuccess"]').inner_text()
+            # Rate-distortion shows the new sweep without any selection changed
+            _nav(pg, "Rate-distortion")
+            chips = pg.locator('[data-testid="stMultiSelect"]').first.inner_text()
+            assert f"user/{name}.csv" in chips, chips
+            assert pg.locator('[data-testid="stAlertContentError"]').count() == 0
+            legend = pg.locator(".js-plotly-plot .legendtext").evaluate_all("els => els.map(e => e.textContent)")
+            assert "jpeg" in legend and "webp" in legend, legend
+            # the plate gallery: all plates of a codec, then the next page of them
+            _nav(pg, "Licence plates")
+            pg.locator('[data-testid="stSelectbox"]', has_text="Show").locator("input").click()
+            pg.get_by_role("option", name="all", exact=True).click()
+            _wait_idle(pg)
+            assert pg.get_by_text("plates 1-8 of").count() == 1
+            pg.get_by_role("button", name="Next").first.click()
+            _wait_idle(pg)
+            pg.get_by_text("plates 9-16 of").first.wait_for(timeout=30_000)
+            _wait_idle(pg)
+            pg.screenshot(path=str(Path(os.environ.get("NICVIZ_SCREENSHOTS", ROOT / "screenshots"))
+                                   / "plates_gallery_page2.png"), full_page=True)
+            ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
