@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from nicviz.codecs import get_codec
 from nicviz.dashboard.widgets import (
     available_codecs,
     cached_evaluate,
@@ -20,7 +21,7 @@ from nicviz.dashboard.widgets import (
     sample_image,
 )
 from nicviz.datasets import BUILTIN_SAMPLES
-from nicviz.plots import zoom_crop
+from nicviz.plots import zoom_crop, zoom_marker
 
 st.title("Compare")
 st.caption("Compress one image, see the reconstruction beside the original, and measure it.")
@@ -82,11 +83,22 @@ if not results:
     st.stop()
 
 first = results.get("A") or results["B"]
-right_img = first[3]
-left_img, left_label = (results["B"][3], f"B: {results['B'][0]} q{results['B'][1]}") if ("B" in results and "A" in results) \
-    else (rgb, "original")
-html, height = comparison(left_img, right_img, left_label, f"{first[0]} q{first[1]}")
+views = {"original | A": ("original", "A")}
+if len(results) == 2:
+    views = {"A | B": ("A", "B"), "original | A": ("original", "A"), "original | B": ("original", "B")}
 st.subheader("Before / after")
+view = st.radio("Left | right", list(views), horizontal=True, key="cmp_view") if len(views) > 1 else list(views)[0]
+
+
+def _side(which: str):
+    if which == "original" or which not in results:
+        return rgb, "original"
+    r = results[which]
+    return r[3], f"{which}: {r[0]} q{r[1]:g}"
+
+
+(left_img, left_label), (right_img, right_label) = (_side(w) for w in views[view])
+html, height = comparison(left_img, right_img, left_label, right_label)
 st.caption("Drag or click on the picture to move the divider (or use the slider underneath).")
 st.iframe(html, height=height)
 
@@ -94,7 +106,9 @@ st.subheader("Metrics")
 keys = ["bytes", "bpp", "psnr", "ssim", "ms_ssim", "vif", "mse", "mae", "encode_s", "decode_s", "rate_mode"]
 table = pd.DataFrame([{"": label, "codec": r[0], "quality": r[1], **{k: r[2][k] for k in keys}}
                       for label, r in results.items()])
-st.dataframe(table, hide_index=True)
+st.dataframe(table, hide_index=True, column_config={
+    "codec": st.column_config.TextColumn("codec", width="medium"),
+    "rate_mode": st.column_config.TextColumn("rate", help="bitstream: measured from the bytes written")})
 for label, r in results.items():
     st.markdown(f"**{label}** `{r[0]}` q{r[1]}: **{r[2]['bpp']:.3f} bpp**, PSNR **{r[2]['psnr']:.2f} dB**, "
                 f"SSIM {r[2]['ssim']:.4f}", help="All metrics on RGB, reference first.")
@@ -104,15 +118,23 @@ z1, z2, z3 = st.columns(3)
 zoom = z1.select_slider("Zoom", [1, 2, 4, 8, 16], value=4, key="zoom")
 cx = z2.slider("Centre x", 0.0, 1.0, 0.5, key="zoom_x")
 cy = z3.slider("Centre y", 0.0, 1.0, 0.5, key="zoom_y")
-panels = [("original", rgb)] + [(f"{label}: {r[0]} q{r[1]}", r[3]) for label, r in results.items()]
-for col, (caption, img) in zip(st.columns(len(panels)), panels, strict=True):
-    col.image(zoom_crop(img, cx, cy, zoom, 420), caption=caption)
+panels = [("original", rgb)] + [(f"{label}: {r[0]} q{r[1]:g}", r[3]) for label, r in results.items()]
+cols = st.columns([1] + [2] * len(panels))
+cols[0].image(zoom_marker(rgb, cx, cy, zoom), caption="zoomed region", width="stretch")
+for col, (caption, img) in zip(cols[1:], panels, strict=True):
+    col.image(zoom_crop(img, cx, cy, zoom, 420), caption=caption, width="stretch")
 
 st.subheader("Where the error is")
+target = "A" if "A" in results else "B"
+if len(results) == 2:
+    target = st.radio("Error of", ["A", "B"], horizontal=True, key="err_of",
+                      format_func=lambda k: f"{k}: {results[k][0]} q{results[k][1]:g}")
 err_cols = st.columns(2)
-emap, smap, vmax = error_maps(rgb, first[3])
-err_cols[0].image(emap, caption=f"absolute error, mean over RGB (bright = {vmax:.0f} or more)")
-err_cols[1].image(smap, caption="1 - SSIM map (bright = structure lost)")
+emap, smap, vmax = error_maps(rgb, results[target][3])
+who = f"{target}: {results[target][0]} q{results[target][1]:g}"
+err_cols[0].image(emap, caption=f"{who}, absolute error, mean over RGB (bright = {vmax:.0f} or more)",
+                  width="stretch")
+err_cols[1].image(smap, caption=f"{who}, 1 - SSIM map (bright = structure lost)", width="stretch")
 
 st.subheader("Downloads")
 for label, r in results.items():
@@ -120,5 +142,5 @@ for label, r in results.items():
     d1.download_button(f"{label}: reconstruction (PNG)", png_later(r[3]), file_name=f"{r[0]}-q{r[1]}.png",
                        mime="image/png", key=f"dl_png_{label}")
     if r[4] is not None:
-        d2.download_button(f"{label}: bitstream ({len(r[4])} bytes)", r[4], file_name=f"{r[0]}-q{r[1]}.bin",
-                           key=f"dl_bin_{label}")
+        d2.download_button(f"{label}: bitstream ({len(r[4])} bytes)", r[4],
+                           file_name=f"{r[0]}-q{r[1]:g}{get_codec(r[0]).suffix}", key=f"dl_bin_{label}")

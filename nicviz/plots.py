@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
-__all__ = ["classifiers_figure", "reference_codec", "codec_color", "colorize", "zoom_crop", "comparison_html", "rd_figure", "curve_figure", "METRIC_LABELS"]
+__all__ = ["zoom_region", "zoom_marker", "classifiers_figure", "reference_codec", "codec_color", "colorize", "zoom_crop", "comparison_html", "rd_figure", "curve_figure", "METRIC_LABELS"]
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "ms_ssim_db": "MS-SSIM (dB)", "ssim": "SSIM",
                  "vif": "VIF-p", "mse": "MSE", "mae": "MAE"}
@@ -48,14 +48,34 @@ def colorize(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
     return np.rint(stops[lo] * (1 - frac) + stops[hi] * frac).astype(np.uint8)
 
 
+def zoom_region(shape: tuple[int, ...], cx: float, cy: float, zoom: float) -> tuple[int, int, int, int]:
+    """``(x0, y0, width, height)`` of the region :func:`zoom_crop` shows."""
+    h, w = shape[:2]
+    cw, ch = max(1, int(round(w / zoom))), max(1, int(round(h / zoom)))
+    x0 = int(round(min(max(cx * w - cw / 2, 0), w - cw)))
+    y0 = int(round(min(max(cy * h - ch / 2, 0), h - ch)))
+    return x0, y0, cw, ch
+
+
+def zoom_marker(rgb: np.ndarray, cx: float, cy: float, zoom: float, out_w: int = 240) -> np.ndarray:
+    """A small copy of ``rgb`` with the zoomed region outlined (where the zoom looks)."""
+    from PIL import ImageDraw
+
+    x0, y0, cw, ch = zoom_region(rgb.shape, cx, cy, zoom)
+    scale = out_w / rgb.shape[1]
+    im = Image.fromarray(rgb).resize((out_w, max(1, int(round(rgb.shape[0] * scale)))), Image.BILINEAR)
+    box = [x0 * scale, y0 * scale, (x0 + cw) * scale - 1, (y0 + ch) * scale - 1]
+    draw = ImageDraw.Draw(im)
+    draw.rectangle(box, outline=(255, 255, 255), width=3)
+    draw.rectangle(box, outline=(230, 0, 0), width=1)
+    return np.asarray(im)
+
+
 def zoom_crop(rgb: np.ndarray, cx: float, cy: float, zoom: float, out_w: int = 480) -> np.ndarray:
     """The region around the relative centre ``(cx, cy)`` (0..1) at ``zoom``x, pixels enlarged
     without smoothing so that compression artefacts stay visible. The same arguments give
     the same region in every image of the same size (synchronised zoom)."""
-    h, w = rgb.shape[:2]
-    cw, ch = max(1, int(round(w / zoom))), max(1, int(round(h / zoom)))
-    x0 = int(round(min(max(cx * w - cw / 2, 0), w - cw)))
-    y0 = int(round(min(max(cy * h - ch / 2, 0), h - ch)))
+    x0, y0, cw, ch = zoom_region(rgb.shape, cx, cy, zoom)
     crop = rgb[y0:y0 + ch, x0:x0 + cw]
     scale = out_w / cw
     return np.asarray(Image.fromarray(crop).resize((out_w, max(1, int(round(ch * scale)))), Image.NEAREST))

@@ -57,6 +57,14 @@ def test_compare_page_reacts_to_codec_and_quality():
     assert not at.exception
     assert len(frame(at, "psnr")) == 2
     assert len(at.get("download_button")) >= 2
+    # A/B: A on the left, B on the right by default; the original can come back on either side
+    assert at.radio(key="cmp_view").options == ["A | B", "original | A", "original | B"]
+    at.radio(key="cmp_view").set_value("original | B").run()
+    assert not at.exception
+    # the error maps say whose error they show
+    at.radio(key="err_of").set_value("B").run()
+    captions = [c for img in at.get("image") for c in [str(img.proto)] if "absolute error" in c]
+    assert captions and "B: webp q50" in captions[0]
 
 
 def test_compare_page_bad_dataset_file_is_a_message(tmp_path, monkeypatch):

@@ -186,3 +186,32 @@ def test_shipped_model_reproduces_kodim01(name, quality, kodak_dir):
     row = evaluate(load_image(kodak_dir / "kodim01.png"), name, quality, ["psnr"]).row
     assert row["bpp"] == pytest.approx(meta["kodim01"]["bpp"], rel=0.01)
     assert row["psnr"] == pytest.approx(meta["kodim01"]["psnr"], rel=0.01)
+
+
+@pytest.mark.parametrize("name", ["jpeg", "webp", "avif", "jpeg2000"])
+def test_bitstream_suffix_names_the_format_pillow_reads(name, tmp_path):
+    from PIL import Image
+
+    c = get_codec(name)
+    if not c.available:
+        pytest.skip(c.availability()[1])
+    rgb = np.random.default_rng(0).integers(0, 255, (32, 48, 3), dtype=np.uint8)
+    path = tmp_path / f"x{c.suffix}"
+    path.write_bytes(c.encode(rgb, c.scale.default[0]))
+    with Image.open(path) as im:  # a download opens in an image viewer under its own name
+        assert im.size == (48, 32)
+        assert Image.registered_extensions()[c.suffix] == im.format
+
+
+def test_zoom_marker_outlines_the_zoomed_region():
+    from nicviz.plots import zoom_crop, zoom_marker, zoom_region
+
+    rgb = np.zeros((100, 200, 3), np.uint8)
+    x0, y0, w, h = zoom_region(rgb.shape, 0.25, 0.5, 4)
+    assert (x0, y0, w, h) == (25, 38, 50, 25)
+    assert zoom_crop(rgb, 0.25, 0.5, 4, 100).shape == (50, 100, 3)
+    marked = zoom_marker(rgb, 0.25, 0.5, 4, out_w=200)
+    assert marked.shape == rgb.shape
+    assert marked[y0 + h // 2, x0].any() and marked[y0 + h // 2, x0 + w - 1].any()  # the frame's sides
+    assert not marked[y0 + h // 2, x0 + w // 2].any()  # the inside is left as it is
+    assert not marked[5, 150].any()

@@ -60,6 +60,8 @@ class Codec(ABC):
     description: str = ""
     scale: QualityScale
     rate_mode: str = RATE_BITSTREAM
+    #: file name extension of a bitstream, for downloads
+    suffix: str = ".bin"
 
     def availability(self) -> tuple[bool, str]:
         """Return ``(True, "")`` or ``(False, reason)``."""

@@ -26,6 +26,9 @@ from nicviz.codecs.base import Codec, CodecError, QualityScale, register_codec
 __all__ = ["PillowCodec"]
 
 
+_SUFFIXES = {"JPEG": ".jpg", "WEBP": ".webp", "AVIF": ".avif", "JPEG2000": ".jp2", "JXL": ".jxl", "HEIF": ".heic"}
+
+
 class PillowCodec(Codec):
     """A codec implemented by ``PIL.Image.save`` / ``PIL.Image.open``."""
 
@@ -44,6 +47,10 @@ class PillowCodec(Codec):
         self.feature = feature
         self.options = options or {}
         self._why: str | None = None
+
+    @property
+    def suffix(self) -> str:
+        return _SUFFIXES.get(self.fmt, ".bin")
 
     def availability(self) -> tuple[bool, str]:
         if self._why is None:

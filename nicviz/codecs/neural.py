@@ -235,6 +235,8 @@ class NeuralCodec(Codec):
     source (:class:`VariableRateWeights`) the rate of one model on a continuous scale."""
 
     family = "neural"
+    #: nicviz's own container (header, entropy-coded strings, CRC-32): ``nicviz`` decodes it
+    suffix = ".nicviz"
 
     def __init__(self, name: str, arch: str, source: WeightSource,
                  qualities: tuple[int, ...], description: str = "",
@@ -249,7 +251,7 @@ class NeuralCodec(Codec):
                                       continuous=True)
         else:
             self.scale = QualityScale(min(qualities), max(qualities), self.qualities,
-                                      "model index, higher is better (more bits)")
+                                      "one model per quality, higher = more bits")
         self.description = description or f"{arch} ({source.label})"
         if estimated:
             self.rate_mode = RATE_ESTIMATED
