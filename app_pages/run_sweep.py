@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 import uuid
 
 import streamlit as st
@@ -18,6 +19,7 @@ from nicviz.metrics import METRICS
 from nicviz.paths import allowed_folder, results_dir
 from nicviz.specs import format_qualities, parse_qualities
 from nicviz.sweep import run_sweep
+from nicviz.tasks.classify.models import ISIC_MODELS, MODELS_DIR
 
 st.title("Run a sweep")
 
@@ -40,12 +42,18 @@ defaults = format_qualities({c: get_codec(c).available_qualities()[::2] for c in
 qspec = st.text_input("Qualities per codec (codec=q,q,... or start:stop:step; separated by ';')", value=defaults,
                       key="rs_qualities_" + "-".join(codecs))
 metrics = st.multiselect("Metrics", list(METRICS), default=["psnr", "ssim", "ms_ssim"], key="rs_metrics")
-task = st.selectbox("Task", ["rd", "ocr", "classify", "classify:imagenet-effnet-lite0"],
-                    format_func={"rd": "reconstruction quality only",
-                                 "ocr": "licence-plate OCR (folder needs labels.csv)",
-                                 "classify": "skin-lesion diagnosis (class sub-folders as labels)",
-                                 "classify:imagenet-effnet-lite0": "ImageNet prediction consistency"}.get,
-                    key="rs_task")
+limit = st.number_input("Images to use (0 = all of them)", min_value=0, max_value=MAX_IMAGES, value=0, step=1,
+                        key="rs_limit", help="A random sample (the same number gives the same images), "
+                                             "to try settings quickly before the whole dataset.")
+TASKS = {"rd": "reconstruction quality only", "ocr": "licence-plate OCR (folder needs labels.csv)",
+         "classify": "skin-lesion diagnosis (class sub-folders as labels)"}
+shipped = [m for m in ISIC_MODELS if m != "isic-effnet-lite0" and (MODELS_DIR / f"{m}.pt").is_file()]
+if shipped:
+    TASKS["classify-all"] = "skin-lesion diagnosis, standard and compression-trained classifiers"
+TASKS["classify:imagenet-effnet-lite0"] = "ImageNet prediction consistency"
+task = st.selectbox("Task", list(TASKS), format_func=TASKS.get, key="rs_task")
+if task == "classify-all":
+    task = ["classify", *(f"classify:{m}" for m in shipped)]
 name = st.text_input("Name of the results file", value=f"my-sweep-{session}", key="rs_name")
 out = results_dir() / "user" / f"{name}.csv"
 mine = st.session_state.setdefault("rs_written", set())
@@ -63,7 +71,11 @@ if where == "a Dask cluster":
                        key="rs_ship")
 
 
-if st.button("Run", type="primary", key="rs_run"):
+run = st.button("Run", type="primary", key="rs_run")
+if st.session_state.get("rs_cancel") and not run:  # the rerun that Cancel caused
+    st.warning(f"Sweep cancelled. The rows computed so far are kept in {out.name}; Run again continues "
+               "where it stopped.")
+if run:
     try:
         if not codecs:
             raise NicvizError("choose at least one codec")
@@ -85,13 +97,20 @@ if st.button("Run", type="primary", key="rs_run"):
             raise NicvizError("enter a folder under the data root")
         else:
             dataset = resolve_dataset(str(allowed_folder(folder)))
+        dataset = dataset.sample(int(limit))
         if len(dataset.files) > MAX_IMAGES:
             raise NicvizError(f"this dataset has {len(dataset.files)} images; the dashboard runs at most {MAX_IMAGES} "
                               "(use `nicviz sweep` for larger ones, or set NICVIZ_MAX_SWEEP_IMAGES)")
         bar = st.progress(0.0, text="starting...")
+        # pressing Cancel reruns the page, which stops this run at its next progress update;
+        # every finished row is already in the sweep's journal, so nothing is lost
+        st.button("Cancel", key="rs_cancel", help="Stop the sweep; the rows done so far are kept.")
+        started = time.monotonic()
 
         def progress(done: int, total: int) -> None:
-            bar.progress(done / max(total, 1), text=f"{done} / {total} rows")
+            elapsed = time.monotonic() - started
+            eta = f", about {elapsed / done * (total - done):.0f} s left" if done else ""
+            bar.progress(done / max(total, 1), text=f"{done} / {total} rows, {elapsed:.0f} s{eta}")
 
         executor = make_executor("dask", 2, scheduler or None, ship) if where == "a Dask cluster" else None
         summary = run_sweep(dataset, codecs, qualities, out, metrics=tuple(metrics), task=task, progress=False,

@@ -93,7 +93,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise UsageError(f"{out}: --out must end in .csv or .parquet")
     check_writable(out, "--out file")
-    dataset = resolve_dataset(args.dataset, args.data)
+    dataset = resolve_dataset(args.dataset, args.data).sample(getattr(args, "max_images", None))
     codecs = split_list(args.codec)
     if not codecs:
         raise UsageError("--codec lists no codecs")
@@ -324,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --task classify: isic-effnet-lite0[-robust[-no-avif]], imagenet-effnet-lite0 or "
                         "keras:<path>; a comma list classifies each reconstruction with every one (a row each)")
     s.add_argument("--ocr-engine", default="rapidocr", choices=("rapidocr", "paddleocr"))
+    s.add_argument("--max-images", type=int, metavar="N",
+                   help="use a random sample of N images (seed 0, the same N give the same images)")
     s.set_defaults(func=cmd_sweep, argv=None)
 
     s = sub.add_parser("plates", help="licence-plate OCR before/after compression on a folder with labels.csv")

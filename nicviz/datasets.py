@@ -8,7 +8,7 @@ when it exists. Known names resolve below it; anything else is taken as a folder
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nicviz.errors import NicvizError
@@ -54,6 +54,18 @@ class Dataset:
     def image_id(self, path: Path) -> str:
         """The ``image`` column: the path relative to the dataset root, with ``/``."""
         return path.relative_to(self.root).as_posix()
+
+    def sample(self, n: int | None, seed: int = 0) -> Dataset:
+        """At most ``n`` of its images, drawn at random with ``seed`` (so every class of a
+        labelled folder can appear), in file order; all of them for ``n`` None or 0."""
+        if not n or n >= len(self.files):
+            return self
+        if n < 0:
+            raise DatasetError(f"the number of images must be positive, not {n}")
+        import numpy as np
+
+        keep = np.sort(np.random.default_rng(seed).choice(len(self.files), n, replace=False))
+        return replace(self, files=tuple(self.files[i] for i in keep))
 
 
 #: image types nicviz does not read: a sweep lists these files in its errors file

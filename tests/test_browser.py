@@ -199,3 +199,35 @@ def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_tur
             ctx.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_a_running_sweep_can_be_cancelled_and_keeps_its_rows(server):
+    from playwright.sync_api import sync_playwright
+
+    server, log = server
+    results = log.parent / "results"
+    profile = tempfile.mkdtemp(prefix="nicviz-chromium-")
+    try:
+        with sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
+                                                       args=FLAGS, viewport={"width": 1400, "height": 1000})
+            pg = ctx.new_page()
+            pg.goto(f"{server}/run_sweep", wait_until="domcontentloaded")
+            _wait_idle(pg)
+            name = pg.get_by_label("Name of the results file").input_value()
+            spec = pg.get_by_label("Qualities per codec", exact=False)
+            spec.fill("jpeg=1:100:1;webp=1:100:1")  # about 1,200 rows: long enough to cancel
+            spec.press("Enter")
+            _wait_idle(pg)
+            pg.get_by_role("button", name="Run", exact=True).click()
+            pg.get_by_text("s left").first.wait_for(timeout=60_000)  # rows are coming in, with an estimate
+            pg.get_by_role("button", name="Cancel").click()
+            pg.get_by_text("Sweep cancelled").first.wait_for(timeout=60_000)
+            _wait_idle(pg)
+            journal = [p for p in (results / "user").glob(f"{name}*") if p.is_file()]
+            kept = sum(len(p.read_text().splitlines()) for p in journal if p.suffix != ".json")
+            assert kept > 0, [p.name for p in journal]
+            assert pg.locator('[data-testid="stAlertContentSuccess"]').count() == 0  # it did not run to the end
+            ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)

@@ -187,3 +187,18 @@ def test_per_codec_quality_lists(tmp_path, capsys):
     assert main(["sweep", str(folder), "--codec", "jpeg", "--quality", "webp=10", "--out", str(out)]) == 2
     assert "not among the chosen codecs" in capsys.readouterr().err
     assert main(["sweep", str(folder), "--codec", "jpeg", "--quality", "ten", "--out", str(out)]) == 2
+
+
+def test_sweep_on_a_random_sample_of_images(tmp_path, capsys):
+    ds = write_builtin_samples(tmp_path / "samples")
+    out = tmp_path / "few.csv"
+    args = ["sweep", str(ds.root), "--codec", "jpeg", "--quality", "50", "--metrics", "psnr", "--max-images", "2",
+            "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    first = sorted(pd.read_csv(out)["image"])
+    assert len(first) == 2 and set(first) < {ds.image_id(p) for p in ds.files}
+    assert ds.sample(2).files == ds.sample(2).files and ds.sample(0) is ds  # same seed, same images
+    assert len({ds.sample(2, seed=s).files for s in range(6)}) > 1  # a sample, not the first two
+    bad = [*args[:-4], "-1", "--out", str(tmp_path / "bad.csv"), "--quiet"]
+    assert bad[-5] == "--max-images" and main(bad) == 2
+    assert "must be positive" in capsys.readouterr().err
