@@ -30,7 +30,10 @@ case "$cmd" in
   # Streamlit runs every rerun on a new thread: glibc's per-thread malloc arenas would
   # fragment the server's memory (bench_app_memory.py: end 3.4 GB with 8 arenas, 2.3 GB with 2)
   app) setup; export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}; exec "$VENV/bin/streamlit" run app.py "$@" ;;
-  test) setup; export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}; exec "$VENV/bin/python" -m pytest -q "$@" ;;
+  # two worker processes (one torch thread each), a test file per worker at a time: module
+  # fixtures are built once; NICVIZ_TEST_JOBS=0 runs everything in this process
+  test) setup; export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+        exec "$VENV/bin/python" -m pytest -q -n "${NICVIZ_TEST_JOBS:-2}" --dist loadfile "$@" ;;
   bench) setup; for b in benchmarks/*.py; do "$VENV/bin/python" "$b"; done ;;
   *) echo "usage: scripts/dev.sh app|test|setup|bench" >&2; exit 2 ;;
 esac

@@ -7,6 +7,7 @@ chromium; without it the test skips with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -82,6 +83,24 @@ def _wait_idle(pg, timeout_s: float = 120) -> None:
     raise AssertionError("page did not finish running")
 
 
+@contextlib.contextmanager
+def _chromium():
+    """A fresh Chromium profile driven by Playwright: the browser context, closed after."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="nicviz-chromium-")
+    try:
+        with sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
+                                                       args=FLAGS, viewport={"width": 1400, "height": 1000})
+            try:
+                yield ctx
+            finally:
+                ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
 def _offline(ctx, external: list[str]) -> None:
     """Refuse (and record) every request that leaves this machine: the app must not need one."""
     def route(r):
@@ -96,63 +115,72 @@ def _offline(ctx, external: list[str]) -> None:
 
 
 def test_every_page_in_chromium(server):
-    from playwright.sync_api import sync_playwright
-
     server, log = server
     shots = Path(os.environ.get("NICVIZ_SCREENSHOTS", ROOT / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
-    profile = tempfile.mkdtemp(prefix="nicviz-chromium-")
-    try:
-        with sync_playwright() as p:
-            ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
-                                                       args=FLAGS, viewport={"width": 1400, "height": 1000})
-            external: list[str] = []
-            _offline(ctx, external)
-            pg = ctx.new_page()
-            console_errors: list[str] = []
-            pg.on("pageerror", lambda e: console_errors.append(str(e)))
-            for name, path in PAGES.items():
-                pg.goto(f"{server}/{path}", wait_until="domcontentloaded")
-                _wait_idle(pg)
-                assert pg.locator('[data-testid="stException"]').count() == 0, name
-                errors = pg.locator('[data-testid="stAlertContentError"]')
-                assert errors.count() == 0, f"{name}: {errors.all_inner_texts()}"
-                assert pg.locator("h1").count() >= 1, name
-                # a deep link gets the app's own menu (app.py ran), not Streamlit's folder listing
-                nav = pg.locator('[data-testid="stSidebarNav"]').inner_text()
-                assert "Licence plates" in nav and "Run a sweep" in nav, f"{name}: menu {nav!r}"
-                if name == "compare":
-                    frame = pg.frame_locator("iframe").first
-                    frame.locator("#cmp img").first.wait_for(timeout=30000)
-                    loaded = frame.locator("#cmp img").evaluate_all(
-                        "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)")
-                    assert loaded and all(loaded), "before/after slider images did not render"
-                    # drag the divider with the mouse from the middle to 20 %: it follows the drop point
-                    frame.locator("#cmp").scroll_into_view_if_needed()
-                    box = pg.locator("iframe").first.bounding_box()
-                    cmp = frame.locator("#cmp").bounding_box()
-                    y = cmp["y"] + cmp["height"] / 2
-                    pg.mouse.move(cmp["x"] + 0.5 * cmp["width"], y)
-                    pg.mouse.down()
-                    for f in (0.45, 0.35, 0.25, 0.2):
-                        pg.mouse.move(cmp["x"] + f * cmp["width"], y, steps=4)
-                    pg.mouse.up()
-                    left = frame.locator("#bar").evaluate("b => b.getBoundingClientRect().left")
-                    frac = (left - (cmp["x"] - box["x"])) / cmp["width"]
-                    assert abs(frac - 0.2) < 0.05, f"divider at {frac:.2f} after a drag to 0.20"
-                    # a click moves it too
-                    pg.mouse.click(cmp["x"] + 0.7 * cmp["width"], y)
-                    left = frame.locator("#bar").evaluate("b => b.getBoundingClientRect().left")
-                    assert abs((left - (cmp["x"] - box["x"])) / cmp["width"] - 0.7) < 0.05
-                pg.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-            ctx.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    with _chromium() as ctx:
+        external: list[str] = []
+        _offline(ctx, external)
+        pg = ctx.new_page()
+        console_errors: list[str] = []
+        pg.on("pageerror", lambda e: console_errors.append(str(e)))
+        for name, path in PAGES.items():
+            pg.goto(f"{server}/{path}", wait_until="domcontentloaded")
+            _wait_idle(pg)
+            assert pg.locator('[data-testid="stException"]').count() == 0, name
+            errors = pg.locator('[data-testid="stAlertContentError"]')
+            assert errors.count() == 0, f"{name}: {errors.all_inner_texts()}"
+            assert pg.locator("h1").count() >= 1, name
+            # a deep link gets the app's own menu (app.py ran), not Streamlit's folder listing
+            nav = pg.locator('[data-testid="stSidebarNav"]').inner_text()
+            assert "Licence plates" in nav and "Run a sweep" in nav, f"{name}: menu {nav!r}"
+            if name == "compare":
+                frame = pg.frame_locator("iframe").first
+                frame.locator("#cmp img").first.wait_for(timeout=30000)
+                loaded = frame.locator("#cmp img").evaluate_all(
+                    "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)")
+                assert loaded and all(loaded), "before/after slider images did not render"
+                # drag the divider with the mouse from the middle to 20 %: it follows the drop point
+                frame.locator("#cmp").scroll_into_view_if_needed()
+                box = pg.locator("iframe").first.bounding_box()
+                cmp = frame.locator("#cmp").bounding_box()
+                y = cmp["y"] + cmp["height"] / 2
+                pg.mouse.move(cmp["x"] + 0.5 * cmp["width"], y)
+                pg.mouse.down()
+                for f in (0.45, 0.35, 0.25, 0.2):
+                    pg.mouse.move(cmp["x"] + f * cmp["width"], y, steps=4)
+                pg.mouse.up()
+                left = frame.locator("#bar").evaluate("b => b.getBoundingClientRect().left")
+                frac = (left - (cmp["x"] - box["x"])) / cmp["width"]
+                assert abs(frac - 0.2) < 0.05, f"divider at {frac:.2f} after a drag to 0.20"
+                # a click moves it too
+                pg.mouse.click(cmp["x"] + 0.7 * cmp["width"], y)
+                left = frame.locator("#bar").evaluate("b => b.getBoundingClientRect().left")
+                assert abs((left - (cmp["x"] - box["x"])) / cmp["width"] - 0.7) < 0.05
+            pg.screenshot(path=str(shots / f"{name}.png"), full_page=True)
     assert not console_errors, console_errors
     assert all((shots / f"{n}.png").stat().st_size > 10_000 for n in PAGES)
     assert not external, f"requests to other hosts: {external[:5]}"  # works with no external host reachable
     server_log = log.read_text(errors="replace")
     assert "deprecat" not in server_log.lower(), [x for x in server_log.splitlines() if "eprecat" in x][:3]
+
+
+def _choose(pg, label: str, option: str) -> None:
+    """Pick ``option`` in the select box labelled ``label`` (the list opens on a click; a
+    rerun still drawing the page can swallow the first one)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(3):
+        pg.locator('[data-testid="stSelectbox"]', has_text=label).locator("input").click()
+        try:
+            pg.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            pg.keyboard.press("Escape")
+            _wait_idle(pg)
+    else:
+        raise AssertionError(f"could not choose {option!r} in {label!r}")
+    _wait_idle(pg)
 
 
 def _nav(pg, label: str) -> None:
@@ -162,92 +190,72 @@ def _nav(pg, label: str) -> None:
 
 
 def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_turns(server):
-    from playwright.sync_api import sync_playwright
-
     server, log = server
-    profile = tempfile.mkdtemp(prefix="nicviz-chromium-")
-    try:
-        with sync_playwright() as p:
-            ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
-                                                       args=FLAGS, viewport={"width": 1400, "height": 1000})
-            pg = ctx.new_page()
-            pg.goto(f"{server}/run_sweep", wait_until="domcontentloaded")
-            _wait_idle(pg)
-            name = pg.get_by_label("Name of the results file").input_value()
-            pg.get_by_role("button", name="Run", exact=True).click()
-            pg.locator('[data-testid="stAlertContentSuccess"]').wait_for(timeout=180_000)
-            assert "rows in" in pg.locator('[data-testid="stAlertContentSuccess"]').inner_text()
-            # Rate-distortion shows the new sweep without any selection changed
-            _nav(pg, "Rate-distortion")
-            chips = pg.locator('[data-testid="stMultiSelect"]').first.inner_text()
-            assert f"user/{name}.csv" in chips, chips
-            assert pg.locator('[data-testid="stAlertContentError"]').count() == 0
-            legend = pg.locator(".js-plotly-plot .legendtext").evaluate_all("els => els.map(e => e.textContent)")
-            assert "jpeg" in legend and "webp" in legend, legend
-            # the plate gallery: all plates of a codec, then the next page of them
-            _nav(pg, "Licence plates")
-            pg.locator('[data-testid="stSelectbox"]', has_text="Show").locator("input").click()
-            pg.get_by_role("option", name="all", exact=True).click()
-            _wait_idle(pg)
-            assert pg.get_by_text("plates 1-8 of").count() == 1
-            pg.get_by_role("button", name="Next").first.click()
-            _wait_idle(pg)
-            pg.get_by_text("plates 9-16 of").first.wait_for(timeout=30_000)
-            _wait_idle(pg)
-            # an inspector's own plate photo: uploaded, compressed, read before and after
-            from nicviz.tasks.ocr.synthetic import write_plate_folder
+    with _chromium() as ctx:
+        pg = ctx.new_page()
+        pg.goto(f"{server}/run_sweep", wait_until="domcontentloaded")
+        _wait_idle(pg)
+        name = pg.get_by_label("Name of the results file").input_value()
+        pg.get_by_role("button", name="Run", exact=True).click()
+        pg.locator('[data-testid="stAlertContentSuccess"]').wait_for(timeout=180_000)
+        assert "rows in" in pg.locator('[data-testid="stAlertContentSuccess"]').inner_text()
+        # Rate-distortion shows the new sweep without any selection changed
+        _nav(pg, "Rate-distortion")
+        chips = pg.locator('[data-testid="stMultiSelect"]').first.inner_text()
+        assert f"user/{name}.csv" in chips, chips
+        assert pg.locator('[data-testid="stAlertContentError"]').count() == 0
+        legend = pg.locator(".js-plotly-plot .legendtext").evaluate_all("els => els.map(e => e.textContent)")
+        assert "jpeg" in legend and "webp" in legend, legend
+        # the plate gallery: all plates of a codec, then the next page of them
+        _nav(pg, "Licence plates")
+        _choose(pg, "Show", "all")
+        assert pg.get_by_text("plates 1-8 of").count() == 1
+        pg.get_by_role("button", name="Next").first.click()
+        _wait_idle(pg)
+        pg.get_by_text("plates 9-16 of").first.wait_for(timeout=30_000)
+        _wait_idle(pg)
+        # an inspector's own plate photo: uploaded, compressed, read before and after
+        from nicviz.tasks.ocr.synthetic import write_plate_folder
 
-            plates = write_plate_folder(tempfile.mkdtemp(prefix="nicviz-plate-"), count=1, seed=3)
-            photo = next(Path(plates).glob("*.png"))
-            text = (Path(plates) / "labels.csv").read_text().splitlines()[1].split(",")[1]
-            pg.get_by_text("my own plate photo").click()
-            _wait_idle(pg)
-            pg.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
-            _wait_idle(pg)
-            box = pg.get_by_label("The plate's text, if you know it", exact=False)
-            box.fill(text)
-            box.press("Enter")
-            _wait_idle(pg)
-            pg.get_by_text("CER 0.00").first.wait_for(timeout=60_000)  # read, and read right
-            _wait_idle(pg)
-            pg.get_by_text("Legend").last.scroll_into_view_if_needed()
-            pg.screenshot(path=str(Path(os.environ.get("NICVIZ_SCREENSHOTS", ROOT / "screenshots"))
-                                   / "plates_upload.png"))
-            assert pg.locator('[data-testid="stAlertContentError"]').count() == 0
-            pg.screenshot(path=str(Path(os.environ.get("NICVIZ_SCREENSHOTS", ROOT / "screenshots"))
-                                   / "plates_gallery_page2.png"), full_page=True)
-            ctx.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+        plates = write_plate_folder(tempfile.mkdtemp(prefix="nicviz-plate-"), count=1, seed=3)
+        photo = next(Path(plates).glob("*.png"))
+        text = (Path(plates) / "labels.csv").read_text().splitlines()[1].split(",")[1]
+        pg.get_by_text("my own plate photo").click()
+        _wait_idle(pg)
+        pg.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
+        _wait_idle(pg)
+        box = pg.get_by_label("The plate's text, if you know it", exact=False)
+        box.fill(text)
+        box.press("Enter")
+        _wait_idle(pg)
+        pg.get_by_text("CER 0.00").first.wait_for(timeout=60_000)  # read, and read right
+        _wait_idle(pg)
+        pg.get_by_text("Legend").last.scroll_into_view_if_needed()
+        pg.screenshot(path=str(Path(os.environ.get("NICVIZ_SCREENSHOTS", ROOT / "screenshots"))
+                               / "plates_upload.png"))
+        assert pg.locator('[data-testid="stAlertContentError"]').count() == 0
+        pg.screenshot(path=str(Path(os.environ.get("NICVIZ_SCREENSHOTS", ROOT / "screenshots"))
+                               / "plates_gallery_page2.png"), full_page=True)
 
 
 def test_a_running_sweep_can_be_cancelled_and_keeps_its_rows(server):
-    from playwright.sync_api import sync_playwright
-
     server, log = server
     results = log.parent / "results"
-    profile = tempfile.mkdtemp(prefix="nicviz-chromium-")
-    try:
-        with sync_playwright() as p:
-            ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
-                                                       args=FLAGS, viewport={"width": 1400, "height": 1000})
-            pg = ctx.new_page()
-            pg.goto(f"{server}/run_sweep", wait_until="domcontentloaded")
-            _wait_idle(pg)
-            name = pg.get_by_label("Name of the results file").input_value()
-            spec = pg.get_by_label("Qualities per codec", exact=False)
-            spec.fill("jpeg=1:100:1;webp=1:100:1")  # about 1,200 rows: long enough to cancel
-            spec.press("Enter")
-            _wait_idle(pg)
-            pg.get_by_role("button", name="Run", exact=True).click()
-            pg.get_by_text("s left").first.wait_for(timeout=60_000)  # rows are coming in, with an estimate
-            pg.get_by_role("button", name="Cancel").click()
-            pg.get_by_text("Sweep cancelled").first.wait_for(timeout=60_000)
-            _wait_idle(pg)
-            journal = [p for p in (results / "user").glob(f"{name}*") if p.is_file()]
-            kept = sum(len(p.read_text().splitlines()) for p in journal if p.suffix != ".json")
-            assert kept > 0, [p.name for p in journal]
-            assert pg.locator('[data-testid="stAlertContentSuccess"]').count() == 0  # it did not run to the end
-            ctx.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    with _chromium() as ctx:
+        pg = ctx.new_page()
+        pg.goto(f"{server}/run_sweep", wait_until="domcontentloaded")
+        _wait_idle(pg)
+        name = pg.get_by_label("Name of the results file").input_value()
+        spec = pg.get_by_label("Qualities per codec", exact=False)
+        spec.fill("jpeg=1:100:1;webp=1:100:1")  # about 1,200 rows: long enough to cancel
+        spec.press("Enter")
+        _wait_idle(pg)
+        pg.get_by_role("button", name="Run", exact=True).click()
+        pg.get_by_text("s left").first.wait_for(timeout=60_000)  # rows are coming in, with an estimate
+        pg.get_by_role("button", name="Cancel").click()
+        pg.get_by_text("Sweep cancelled").first.wait_for(timeout=60_000)
+        _wait_idle(pg)
+        journal = [p for p in (results / "user").glob(f"{name}*") if p.is_file()]
+        kept = sum(len(p.read_text().splitlines()) for p in journal if p.suffix != ".json")
+        assert kept > 0, [p.name for p in journal]
+        assert pg.locator('[data-testid="stAlertContentSuccess"]').count() == 0  # it did not run to the end

@@ -60,16 +60,19 @@ def bd_score(rate_a, score_a, rate_t, score_t) -> float:
     """Mean of ``score_t - score_a`` over the common log-rate range (PCHIP on each curve).
 
     NaN when the curves share no rate range or a curve has fewer than 2 points."""
+    return _mean_gap(*_prepare(rate_a, score_a), *_prepare(rate_t, score_t))
+
+
+def _mean_gap(xa: np.ndarray, ya: np.ndarray, xt: np.ndarray, yt: np.ndarray) -> float:
+    """Mean of ``yt(x) - ya(x)`` over the common range of the increasing ``x`` (PCHIP of each)."""
     from scipy.interpolate import PchipInterpolator
 
-    la, sa = _prepare(rate_a, score_a)
-    lt, st = _prepare(rate_t, score_t)
-    if len(la) < 2 or len(lt) < 2:
+    if len(xa) < 2 or len(xt) < 2:
         return float("nan")
-    lo, hi = max(la[0], lt[0]), min(la[-1], lt[-1])
+    lo, hi = max(xa[0], xt[0]), min(xa[-1], xt[-1])
     if hi <= lo:
         return float("nan")
-    fa, ft = PchipInterpolator(la, sa), PchipInterpolator(lt, st)
+    fa, ft = PchipInterpolator(xa, ya), PchipInterpolator(xt, yt)
     return float((ft.integrate(lo, hi) - fa.integrate(lo, hi)) / (hi - lo))
 
 
@@ -84,18 +87,9 @@ def _envelope(lr: np.ndarray, sc: np.ndarray, higher_is_better: bool) -> tuple[n
 def bd_rate_score(rate_a, score_a, rate_t, score_t, higher_is_better: bool = True) -> float:
     """Mean rate difference (percent) at equal score over the common score range of the
     two curves' monotone envelopes (PCHIP of log rate against score). NaN without overlap."""
-    from scipy.interpolate import PchipInterpolator
-
-    sa, la = _envelope(*_prepare(rate_a, score_a), higher_is_better)
-    st, lt = _envelope(*_prepare(rate_t, score_t), higher_is_better)
-    if len(sa) < 2 or len(st) < 2:
-        return float("nan")
-    lo, hi = max(sa[0], st[0]), min(sa[-1], st[-1])
-    if hi <= lo:
-        return float("nan")
-    fa, ft = PchipInterpolator(sa, la), PchipInterpolator(st, lt)
-    mean_diff = (ft.integrate(lo, hi) - fa.integrate(lo, hi)) / (hi - lo)
-    return float((10 ** mean_diff - 1) * 100)
+    gap = _mean_gap(*_envelope(*_prepare(rate_a, score_a), higher_is_better),
+                    *_envelope(*_prepare(rate_t, score_t), higher_is_better))
+    return float((10 ** gap - 1) * 100)
 
 
 def task_scores(df: pd.DataFrame, score: str) -> tuple[pd.DataFrame, pd.DataFrame]:
