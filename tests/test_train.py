@@ -319,6 +319,24 @@ def test_classifier_training_runs_resumes_and_refuses_a_stale_checkpoint(tmp_pat
     assert "resumed after epoch 1" in capsys.readouterr().err
     assert main([*argv[:-2], "--lr", "1e-3", "--out", str(out)]) == 2
     assert "other settings" in capsys.readouterr().err
+    # compression training: a bank of JPEG versions of the training images, every image swapped
+    from nicviz.images import load_image
+    from nicviz.training.bank import build_bank, training_items
+
+    items = training_items(root)
+    bank = build_bank([load_image(i.path) for i in items], [i.key for i in items], tmp_path / "bank", "isic",
+                      {"jpeg": (10, 50)}, log=lambda s: None)
+    robust = tmp_path / "m" / "robust.pt"
+    rargv = ["--isic", str(root), "--epochs", "1", "--batch", "8", "--size", "48", "--init-from", str(out),
+             "--compress-prob", "1", "--bank", str(bank), "--out", str(robust)]
+    assert main(rargv) == 0
+    rmeta = json.loads(robust.with_suffix(".json").read_text())
+    ct = rmeta["compression_training"]
+    assert ct["codecs"] == ["jpeg"] and sum(ct["sampled_this_run"].values()) == meta["train_images"]
+    assert rmeta["initialisation"] == "fine-tuned from clf.pt"
+    capsys.readouterr()
+    assert main([*rargv, "--codecs", "jpeg,webp", "--ckpt", str(tmp_path / "other.ckpt")]) == 2
+    assert "holds no webp" in capsys.readouterr().err
 
 
 def test_the_committed_variable_rate_checkpoint_exports_and_codes(tmp_path):

@@ -180,7 +180,7 @@ def read_plate(rgb: np.ndarray) -> tuple[str, float]:
     return select_plate(ocr_engine().read(rgb))
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner="Loading the classifier (once per server)...", show_time=True)
 def classifier(spec: str = "isic-effnet-lite0"):
     """A classifier loaded once per server process (``None`` and a message when missing)."""
     from nicviz.tasks.classify.models import get_classifier
