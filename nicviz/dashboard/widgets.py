@@ -288,8 +288,15 @@ def plate_gallery(rows, root: str | None, codec: str, quality, per_page: int = 8
     opened = st.session_state.get("pl_opened")
     if opened in set(rows["image"].astype(str)):
         r = rows[rows["image"].astype(str) == opened].iloc[0]
-        st.markdown(f"**{opened}**")
-        o, c = side_by_side(root, opened, codec, quality, "plate images")
+        st.markdown(f"**{opened}**: drag across the plate to compare; it is shown enlarged, pixel for pixel.")
+        rgb = dataset_image(root, opened)[0] if here else None
+        res = cached_evaluate(rgb, codec, quality)[0] if rgb is not None else None
+        if res is not None:
+            html, height = comparison(rgb, res[1], "original", f"{codec} q{quality:g}: {res[0]['bpp']:.3f} bpp")
+            st.iframe(html, height=height)
+            o, c = st.columns(2)
+        else:
+            o, c = side_by_side(root, opened, codec, quality, "plate images")
         label = str(r["text"])
         o.markdown(f"label `{label}`  \nread: {diff_html(label, str(r['read_ref']))}  \nCER {float(r['cer_ref']):.2f}",
                    unsafe_allow_html=True)
