@@ -101,3 +101,18 @@ def test_bd_task_needs_shared_images():
     b = a.assign(image=a["image"] + "x")
     with pytest.raises(NicvizError, match="same images"):
         bd_task(a, b)
+
+
+def test_bd_codecs_on_a_lower_is_better_score():
+    from nicviz.analysis.bd_task import bd_codecs
+
+    rows = []
+    for codec, scale in (("jpeg", 1.0), ("half", 0.5)):
+        for q, (r, cer) in enumerate(zip(RATES, (0.8, 0.5, 0.3, 0.2, 0.1), strict=True)):
+            for i in range(10):
+                rows.append({"image": f"p{i}", "codec": codec, "quality": q, "bpp": r * scale, "cer": cer})
+    table = bd_codecs(pd.DataFrame(rows), "jpeg", "cer", higher_is_better=False, n_boot=20)
+    r = table.iloc[0]
+    assert r["codec"] == "half" and r["bd_rate"] == pytest.approx(-50.0, abs=1e-6)
+    assert r["bd_rate_lo"] == pytest.approx(-50.0, abs=1e-6)  # every plate alike: no spread
+    assert r["bd_score"] < 0  # at equal rate the codec needing half the bits makes fewer errors

@@ -75,12 +75,16 @@ def test_plates_command_reports_and_skips_corrupt(tmp_path, capsys):
     with open(folder / "labels.csv", "a") as fh:
         fh.write("broken.png,ABC123\n")
     out = tmp_path / "ocr.csv"
-    rc = main(["plates", str(folder), "--codec", "jpeg", "--quality", "5,90", "--out", str(out), "--quiet"])
+    rc = main(["plates", str(folder), "--codec", "jpeg,webp", "--quality", "jpeg=5,90;webp=0,90", "--out", str(out),
+               "--quiet"])
     assert rc == 2  # one bad input
     captured = capsys.readouterr()
     assert "broken.png" in captured.err and "Traceback" not in captured.err
     assert "uncompressed: 6 plates" in captured.out
+    assert "BD on exact-match accuracy against jpeg" in captured.out and "webp vs jpeg" in captured.out
+    assert "BD on character error rate against jpeg" in captured.out
     df = pd.read_csv(out)
+    df = df[df.codec == "jpeg"]
     assert len(df) == 12 and set(df["image"]) == {f"gen{i:03d}.png" for i in range(6)}
     base = ocr_baseline(df)
     assert base["exact"] >= 5 / 6
