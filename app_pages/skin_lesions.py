@@ -101,7 +101,10 @@ else:
         curves = pd.concat([classification_summary(all_df[(all_df["task"].astype(str) == t)
                                                           & (all_df.codec == wcodec)]).assign(classifier=t)
                             for t in tasks], ignore_index=True)
+        curves = curves.rename(columns={"accuracy_lo": "acc_lo", "accuracy_hi": "acc_hi"})
         st.plotly_chart(classifiers_figure(curves, {t: classifier_name(t) for t in tasks}), key="sk_wfig")
+        st.caption("Top-1 accuracy on the compressed images, each with its exact 95 % interval (band); dotted: "
+                   "each classifier on the original images.")
         with st.spinner("Bootstrapping the BD intervals..."):
             bd, won = bd_classifier_tables(str(path), mtime, tasks[0])
         if not won.empty:

@@ -60,6 +60,14 @@ def bootstrap_drop_ci(correct_ref: np.ndarray, correct: np.ndarray, n_boot: int 
     return float(lo), float(hi)
 
 
+def _accuracy_ci(correct: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson interval of an accuracy, in percent (Clopper & Pearson, 1934)."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(np.sum(correct)), len(correct)).proportion_ci(confidence_level=level, method="exact")
+    return 100 * ci.low, 100 * ci.high
+
+
 def _bools(s: pd.Series) -> np.ndarray:
     return as_bool(s).astype(float).to_numpy() == 1.0
 
@@ -92,6 +100,7 @@ def classification_summary(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) 
                 "mcnemar_p": mcnemar_exact(c_ref, c),
             })
             rec["drop_lo"], rec["drop_hi"] = exact_drop_ci(c_ref, c)
+            rec["accuracy_lo"], rec["accuracy_hi"] = _accuracy_ci(c)
         rows.append(rec)
     return pd.DataFrame(rows).sort_values(["codec", "quality"]).reset_index(drop=True)
 
