@@ -160,9 +160,13 @@ def _print_bd(title: str, table, score_name: str, rate_note: str) -> None:
     for r in table.itertuples():
         who = getattr(r, "task", None) or r.codec
         where = f"{r.codec}: " if getattr(r, "task", None) else ""
+        def ci(lo: float, hi: float) -> str:
+            return "[no interval]" if lo != lo or hi != hi else f"[{lo:+.1f}, {hi:+.1f}]"  # NaN != NaN
+
+        rate = "n/a (no common score range)" if r.bd_rate != r.bd_rate else \
+            f"{r.bd_rate:+.1f} % {ci(r.bd_rate_lo, r.bd_rate_hi)}"
         print(f"  {where}{who} vs {r.anchor}: BD-{score_name} {r.bd_score:+.1f} points "
-              f"[{r.bd_score_lo:+.1f}, {r.bd_score_hi:+.1f}], BD-rate {rate_note} {r.bd_rate:+.1f} % "
-              f"[{r.bd_rate_lo:+.1f}, {r.bd_rate_hi:+.1f}] over {r.from_bpp:.3f}-{r.to_bpp:.3f} bpp")
+              f"{ci(r.bd_score_lo, r.bd_score_hi)}, BD-rate {rate_note} {rate} over {r.from_bpp:.3f}-{r.to_bpp:.3f} bpp")
 
 
 def cmd_classify_report(args: argparse.Namespace) -> int:

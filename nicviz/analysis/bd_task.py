@@ -14,7 +14,8 @@ them over their common range, with rate on a log scale. For a machine task the
   without that, rate is not a function of score.
 
 A delta is NaN where the curves share no range (BD-rate: no common score range), and its
-interval is NaN too when fewer than half of the resamples share one. Both come with
+interval is NaN too when more than 10 % of the resamples share none (an interval over the
+others only would be biased). Both come with
 percentile bootstrap intervals over images: the images are resampled
 with replacement (the same images for both curves, which are paired when they share
 images), the per-quality means recomputed and the deltas with them.
@@ -137,7 +138,7 @@ def bd_task(anchor: pd.DataFrame, test: pd.DataFrame, score: str = "correct", hi
 
     def ci(col: np.ndarray, point: float) -> tuple[float, float]:
         col = col[np.isfinite(col)]
-        if not np.isfinite(point) or len(col) < n_boot / 2:  # no common range: no interval
+        if not np.isfinite(point) or len(col) < 0.9 * n_boot:  # often no common range: no interval
             return float("nan"), float("nan")
         lo, hi = np.percentile(col, q)
         return float(lo), float(hi)
