@@ -12,6 +12,7 @@ from nicviz.dashboard.widgets import (
     available_codecs,
     bd_codec_table,
     cached_evaluate,
+    ci_text,
     dataset_image,
     demo_plate_folder,
     load_results,
@@ -82,17 +83,18 @@ if df is not None and not df.empty:
                                           ("Character error rate", bd_cer, 100, "points of CER, negative: fewer errors")):
                 if b.empty:
                     continue
-                b = b.copy()
-                b[["bd_score", "bd_score_lo", "bd_score_hi"]] *= scale
                 st.markdown(f"**{title}**")
-                st.dataframe(b[["codec", "bd_score", "bd_score_lo", "bd_score_hi", "bd_rate", "bd_rate_lo",
-                                "bd_rate_hi", "from_bpp", "to_bpp"]].round(2).rename(columns={
-                    "bd_score": f"mean difference ({unit})", "bd_score_lo": "95 % CI from", "bd_score_hi": "to",
-                    "bd_rate": "bits for JPEG's score (%)", "bd_rate_lo": "bits, 95 % CI from",
-                    "bd_rate_hi": "bits, to", "from_bpp": "over bpp from", "to_bpp": "to bpp"}), hide_index=True)
+                st.dataframe(pd.DataFrame({
+                    "codec": b["codec"], f"mean difference ({unit})": (scale * b["bd_score"]).round(2),
+                    "95 % CI": [ci_text(scale * lo, scale * hi) for lo, hi in zip(b["bd_score_lo"], b["bd_score_hi"],
+                                                                                  strict=True)],
+                    "bits for JPEG's score (%)": [ci_text(v, None) for v in b["bd_rate"]],
+                    "bits, 95 % CI": [ci_text(lo, hi) for lo, hi in zip(b["bd_rate_lo"], b["bd_rate_hi"], strict=True)],
+                    "over bits per pixel": [f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(b["from_bpp"], b["to_bpp"],
+                                                                                     strict=True)]}), hide_index=True)
             st.caption("Bjontegaard deltas on the task score: the mean difference from JPEG across the bit rates "
-                       "both cover, and how many fewer (negative) or more bits a codec needs for JPEG's score; "
-                       "95 % bootstrap intervals over plates.")
+                       "both cover, and how many fewer (negative) or more bits a codec needs for JPEG's score "
+                       "(n/a: the scores do not overlap); 95 % bootstrap intervals over plates.")
 
     st.subheader("Inspect plates")
     folder = dataset_folder(results_meta(path))

@@ -14,6 +14,7 @@ from nicviz.dashboard.widgets import (
     bd_classifier_tables,
     bd_codec_table,
     cached_evaluate,
+    ci_text,
     classifier,
     classify,
     load_upload,
@@ -32,13 +33,6 @@ PLAIN_COLUMNS = {"bpp": "bits per pixel", "accuracy_ref": "accuracy, originals (
                  "accuracy": "accuracy, compressed (%)", "drop": "drop (points)", "drop_lo": "drop, 95 % CI from",
                  "drop_hi": "drop, 95 % CI to", "mcnemar_p": "McNemar p", "flip_rate": "diagnoses changed (%)",
                  "macro_f1": "macro-F1", "kappa": "Cohen's kappa", "confidence_change": "confidence change (points)"}
-
-#: the BD and won-back tables' columns in words
-BD_COLUMNS = {"codec": "codec", "task": "classifier", "bd_score": "BD-accuracy (points)",
-              "bd_score_lo": "95 % CI from", "bd_score_hi": "95 % CI to", "bd_rate": "bits at equal accuracy (%)",
-              "bd_rate_lo": "bits, 95 % CI from", "bd_rate_hi": "bits, 95 % CI to", "from_bpp": "over bpp from",
-              "to_bpp": "to"}
-
 
 def classifier_name(task: str) -> str:
     """``classify`` / ``classify:<spec>`` in words."""
@@ -86,8 +80,12 @@ else:
             with st.spinner("Bootstrapping the BD intervals..."):
                 bdc = bd_codec_table(str(path), path.stat().st_mtime, task, "jpeg", "correct")
             if not bdc.empty:
-                cols = {k: v for k, v in BD_COLUMNS.items() if k != "task"}
-                st.dataframe(bdc[list(cols)].round(3).rename(columns=cols), hide_index=True)
+                st.dataframe(pd.DataFrame({
+                    "codec": bdc["codec"], "BD-accuracy (points)": bdc["bd_score"].round(1),
+                    "95 % CI": [ci_text(a, b) for a, b in zip(bdc["bd_score_lo"], bdc["bd_score_hi"], strict=True)],
+                    "bits for JPEG's accuracy (%)": [ci_text(v, None) for v in bdc["bd_rate"]],
+                    "bits, 95 % CI": [ci_text(a, b) for a, b in zip(bdc["bd_rate_lo"], bdc["bd_rate_hi"],
+                                                                    strict=True)]}), hide_index=True)
                 st.caption("Mean accuracy gain over JPEG across the rates both cover, and the bits each codec "
                            "needs for JPEG's accuracy (negative: fewer); 95 % bootstrap intervals over images.")
 
@@ -108,29 +106,36 @@ else:
         with st.spinner("Bootstrapping the BD intervals..."):
             bd, won = bd_classifier_tables(str(path), mtime, tasks[0])
         if not won.empty:
-            w = won.assign(classifier=won["task"].map(classifier_name))
-            w = w[["codec", "quality", "bpp", "classifier", "standard_drop", "other_drop", "other_drop_lo",
-                   "other_drop_hi", "won_back", "won_back_lo", "won_back_hi", "won_back_p"]].round(
-                {"bpp": 3, "standard_drop": 1, "other_drop": 1, "other_drop_lo": 1, "other_drop_hi": 1,
-                 "won_back": 1, "won_back_lo": 1, "won_back_hi": 1, "won_back_p": 3})
-            st.dataframe(w.rename(columns={
-                "bpp": "bits per pixel", "standard_drop": "standard loses (points)",
-                "other_drop": "this one loses (points)", "other_drop_lo": "95 % CI from", "other_drop_hi": "to",
-                "won_back": "accuracy won back (points)", "won_back_lo": "won back, 95 % CI from",
-                "won_back_hi": "won back, to", "won_back_p": "McNemar p (won back)"}), hide_index=True)
+            w = pd.DataFrame({
+                "codec": won["codec"], "quality": won["quality"], "bits per pixel": won["bpp"].round(3),
+                "classifier": won["task"].map(classifier_name),
+                "accuracy won back (points)": won["won_back"].round(1),
+                "won back, 95 % CI": [ci_text(a, b) for a, b in zip(won["won_back_lo"], won["won_back_hi"],
+                                                                    strict=True)],
+                "McNemar p": won["won_back_p"].round(3),
+                "standard loses (points)": won["standard_drop"].round(1),
+                "this one loses (points)": won["other_drop"].round(1),
+                "its loss, 95 % CI": [ci_text(a, b) for a, b in zip(won["other_drop_lo"], won["other_drop_hi"],
+                                                                    strict=True)]})
+            st.dataframe(w, hide_index=True)
             st.caption("At the highest bit rate where the standard classifier loses more than 5 points, per "
-                       "codec: what each classifier loses against its own accuracy on the original images, "
-                       "and the accuracy the compression-trained one wins back on the same compressed images "
-                       "(exact paired intervals; a won-back interval above 0 is significant at p < 0.05).")
+                       "codec: the accuracy the compression-trained one wins back on the same compressed images, "
+                       "and what each classifier loses against its own accuracy on the original images (exact "
+                       "paired intervals; a won-back interval above 0 is significant at p < 0.05).")
         if not bd.empty:
-            b = bd.assign(task=bd["task"].map(classifier_name))[list(BD_COLUMNS)].round(
-                {"bd_score": 1, "bd_score_lo": 1, "bd_score_hi": 1, "bd_rate": 1, "bd_rate_lo": 1,
-                 "bd_rate_hi": 1, "from_bpp": 3, "to_bpp": 3})
-            st.dataframe(b.rename(columns=BD_COLUMNS), hide_index=True)
+            b = pd.DataFrame({
+                "codec": bd["codec"], "classifier": bd["task"].map(classifier_name),
+                "BD-accuracy (points)": bd["bd_score"].round(1),
+                "95 % CI": [ci_text(a, b) for a, b in zip(bd["bd_score_lo"], bd["bd_score_hi"], strict=True)],
+                "bits at equal accuracy (%)": [ci_text(v, None) for v in bd["bd_rate"]],
+                "bits, 95 % CI": [ci_text(a, b) for a, b in zip(bd["bd_rate_lo"], bd["bd_rate_hi"], strict=True)],
+                "over bits per pixel": [f"{a:.2f} to {b:.2f}" for a, b in zip(bd["from_bpp"], bd["to_bpp"],
+                                                                             strict=True)]})
+            st.dataframe(b, hide_index=True)
             st.caption("BD-accuracy: the mean accuracy gain over the standard classifier across the bit rates "
                        "both curves cover (as BD-PSNR does for quality); bits at equal accuracy: how many "
-                       "fewer (negative) or more bits the same accuracy needs. 95 % bootstrap intervals over "
-                       "images.")
+                       "fewer (negative) or more bits the same accuracy needs (n/a: the accuracies do not "
+                       "overlap). 95 % bootstrap intervals over images.")
 
     st.subheader("What does a bit rate do to diagnoses?")
     s1, s2 = st.columns(2)

@@ -15,7 +15,7 @@ from nicviz.errors import NicvizError
 from nicviz.evaluate import evaluate
 from nicviz.images import ImageError, load_image, to_png_bytes
 
-__all__ = ["bd_classifier_tables", "bd_codec_table", "plate_gallery", "neural_size_guard", "MAX_NEURAL_PIXELS", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+__all__ = ["ci_text", "bd_classifier_tables", "bd_codec_table", "plate_gallery", "neural_size_guard", "MAX_NEURAL_PIXELS", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
            "load_upload", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
            "classifier", "classify"]
 
@@ -350,3 +350,10 @@ def bd_codec_table(path: str, mtime: float, task: str, anchor: str, score: str, 
     if "label" in df and score == "correct":
         df = df[df["label"].notna()]
     return bd_codecs(df, anchor, score, higher_is_better, n_boot=500)
+
+
+def ci_text(lo: float, hi: float | None) -> str:
+    """``lo to hi`` rounded to 0.1, or ``lo`` alone (``hi`` None); ``n/a`` for a missing value."""
+    if lo != lo or (hi is not None and hi != hi):  # NaN
+        return "n/a"
+    return f"{lo:.1f}" if hi is None else f"{lo:.1f} to {hi:.1f}"
