@@ -247,13 +247,13 @@ def test_a_running_sweep_can_be_cancelled_and_keeps_its_rows(server):
         _wait_idle(pg)
         name = pg.get_by_label("Name of the results file").input_value()
         spec = pg.get_by_label("Qualities per codec", exact=False)
-        spec.fill("jpeg=1:100:1;webp=1:100:1")  # about 1,200 rows: long enough to cancel
+        spec.fill("jpeg=1:100:1;webp=1:100:1;avif=1:100:1")  # about 1,800 rows: long enough to cancel
         spec.press("Enter")
         _wait_idle(pg)
         pg.get_by_role("button", name="Run", exact=True).click()
-        pg.get_by_text("s left").first.wait_for(timeout=60_000)  # rows are coming in, with an estimate
-        pg.get_by_role("button", name="Cancel").click()
-        pg.get_by_text("Sweep cancelled").first.wait_for(timeout=60_000)
+        pg.get_by_text("s left").first.wait_for(timeout=180_000)  # rows are coming in, with an estimate
+        pg.get_by_role("button", name="Cancel").click(timeout=60_000)
+        pg.get_by_text("Sweep cancelled").first.wait_for(timeout=180_000)
         _wait_idle(pg)
         journal = [p for p in (results / "user").glob(f"{name}*") if p.is_file()]
         kept = sum(len(p.read_text().splitlines()) for p in journal if p.suffix != ".json")
