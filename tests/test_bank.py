@@ -71,3 +71,11 @@ def test_bank_refuses_other_images_codecs_or_weights(tmp_path, images):
         Bank.open(folder, ["a", "b"])
     with pytest.raises(NicvizError, match="no compressed-image bank"):
         Bank.open(tmp_path / "none", ["a"])
+
+
+def test_bank_command_without_an_isic_folder_is_one_line(tmp_path, capsys):
+    from nicviz.training.bank import main
+
+    assert main(["--isic", str(tmp_path / "missing"), "--bank", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "no ISIC 9-class folder" in err and "Traceback" not in err

@@ -337,6 +337,16 @@ def test_classifier_training_runs_resumes_and_refuses_a_stale_checkpoint(tmp_pat
     capsys.readouterr()
     assert main([*rargv, "--codecs", "jpeg,webp", "--ckpt", str(tmp_path / "other.ckpt")]) == 2
     assert "holds no webp" in capsys.readouterr().err
+    # bad input is one line: a missing or foreign --init-from, a folder that is no ISIC set
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a state dict")
+    for bad, needle in ((["--init-from", str(tmp_path / "none.pt")], "no such file"),
+                        (["--init-from", str(junk)], "not an EfficientNet-Lite0")):
+        assert main([*argv[:-2], *bad, "--out", str(tmp_path / "x.pt"), "--ckpt", str(tmp_path / "x.ckpt")]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err
+    assert main(["--isic", str(tmp_path / "nothing")]) == 2
+    assert "no ISIC 9-class folder" in capsys.readouterr().err
 
 
 def test_the_committed_variable_rate_checkpoint_exports_and_codes(tmp_path):

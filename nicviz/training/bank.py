@@ -212,6 +212,8 @@ def training_items(isic: Path, seed: int = 0):
     """The classifier's training images (cleaned train minus the held-out split)."""
     from nicviz.training.isic import clean_train, holdout_split
 
+    if not (Path(isic) / "train").is_dir():
+        raise NicvizError(f"{isic}: no ISIC 9-class folder here (expected train/<class>/ images)")
     kept, _ = clean_train(isic)
     train, _ = holdout_split(kept, 0.15, seed)
     return train

@@ -147,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         args.isic = str(root / "isic")
     isic = Path(args.isic)
+    if not (isic / "train").is_dir():
+        print(f"error: {isic}: no ISIC 9-class folder here (expected train/<class>/ images)", file=sys.stderr)
+        return 2
+    if args.init_from and not Path(args.init_from).is_file():
+        print(f"error: --init-from {args.init_from}: no such file", file=sys.stderr)
+        return 2
     kept, dropped = clean_train(isic)
     train_items, held_items = holdout_split(kept, 0.15, args.seed)
     test_items = labelled_folder(isic / "test")
@@ -172,8 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"compressed-image bank: {', '.join(sorted(bank.entries))}", file=sys.stderr)
     model = build_effnet_lite0(len(ISIC_CLASSES))
     if args.init_from:
-        init = torch.load(args.init_from, map_location="cpu", weights_only=True)
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in init.items()})
+        try:
+            init = torch.load(args.init_from, map_location="cpu", weights_only=True)
+            model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in init.items()})
+        except Exception as exc:  # torch.load raises many types for a file that is not a state dict
+            print(f"error: --init-from {args.init_from}: not an EfficientNet-Lite0 ISIC state dict "
+                  f"({str(exc).splitlines()[0][:120]})", file=sys.stderr)
+            return 2
     else:
         state = {k: v for k, v in imagenet_lite0_state().items() if not k.startswith("_fc.")}
         missing = model.load_state_dict(state, strict=False)
