@@ -204,11 +204,14 @@ def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_tur
         chips = pg.locator('[data-testid="stMultiSelect"]').first.inner_text()
         assert f"user/{name}.csv" in chips, chips
         assert pg.locator('[data-testid="stAlertContentError"]').count() == 0
+        # plotly draws after the script run ends: wait for the legend, not for the run
+        pg.locator(".js-plotly-plot .legendtext", has_text="webp").first.wait_for(timeout=60_000)
         legend = pg.locator(".js-plotly-plot .legendtext").evaluate_all("els => els.map(e => e.textContent)")
         assert "jpeg" in legend and "webp" in legend, legend
         # the plate gallery: all plates of a codec, then the next page of them
         _nav(pg, "Licence plates")
         _choose(pg, "Show", "all")
+        pg.get_by_text("plates 1-8 of").first.wait_for(timeout=30_000)
         assert pg.get_by_text("plates 1-8 of").count() == 1
         pg.get_by_role("button", name="Next").first.click()
         _wait_idle(pg)
