@@ -2,8 +2,11 @@
 # Compression-trained ISIC classifiers, end to end (resumable: rerun after an interruption).
 #   1. the bank of compressed training images (python -m nicviz.training.bank)
 #   2. isic-effnet-lite0-robust: fine-tuned from the standard model, half of the images
-#      replaced by a random codec's reconstruction at a random quality
-#   3. isic-effnet-lite0-robust-no-avif: the same without AVIF (a codec it never saw)
+#      replaced by a random codec's reconstruction at a random quality (JPEG, WebP, AVIF,
+#      JPEG 2000, both minis); then mixed with the standard model in weight space (WiSE-FT,
+#      python -m nicviz.training.interpolate, alpha chosen on the held-out split)
+#   3. isic-effnet-lite0-robust-no-avif: the same without AVIF (a codec it never saw), with
+#      JPEG XL and HEIF in its place
 #   4. sweeps of all three classifiers on isic/test and isic_fullres/test, every codec
 # Usage: scripts/robust_classifiers.sh [steps...]   (default: bank robust no-avif test fullres)
 # Environment: THREADS (2), EPOCHS (4), LR (2e-4), PROB (0.5), CKPT_DIR (/tmp/nicviz-ckpt)
@@ -21,19 +24,21 @@ CLASSIFIERS=isic-effnet-lite0,isic-effnet-lite0-robust,isic-effnet-lite0-robust-
 QUALITIES="jpeg=2,5,10,20,40,60,75,90;webp=0,5,10,30,60,80,90;avif=5,15,25,40,50,60,75;jpeg2000=24,28,32,36,40,44"
 NEURAL=cheng2020-anchor-mini,cheng2020-attn-mini
 
-train() {  # name, extra args
+train() {  # name, extra args: fine-tune into $CKPT_DIR, then mix with the standard model
   local name=$1; shift
   "$PY" -m nicviz.training.classifier --init-from nicviz/models/isic-effnet-lite0.pt \
     --compress-prob "$PROB" --epochs "$EPOCHS" --lr "$LR" --threads "$THREADS" \
-    --ckpt "$CKPT_DIR/$name.ckpt" --out "nicviz/models/$name.pt" "$@"
+    --ckpt "$CKPT_DIR/$name.ckpt" --out "$CKPT_DIR/$name-finetuned.pt" "$@"
+  "$PY" -m nicviz.training.interpolate --zero nicviz/models/isic-effnet-lite0.pt \
+    --finetuned "$CKPT_DIR/$name-finetuned.pt" --out "nicviz/models/$name.pt" --threads "$THREADS"
 }
 
 for step in $STEPS; do
   echo "== $step $(date -u +%FT%TZ)"
   case $step in
     bank) "$PY" -m nicviz.training.bank --threads "$THREADS" ;;
-    robust) train isic-effnet-lite0-robust ;;
-    no-avif) train isic-effnet-lite0-robust-no-avif --codecs jpeg,webp,jpeg2000,$NEURAL ;;
+    robust) train isic-effnet-lite0-robust --codecs jpeg,webp,avif,jpeg2000,$NEURAL ;;
+    no-avif) train isic-effnet-lite0-robust-no-avif --codecs jpeg,webp,jpeg2000,jpegxl,heif,$NEURAL ;;
     test|fullres)
       data=isic-test; out=results/isic/test.csv; nq="1,2,3,4,5"
       if [ "$step" = fullres ]; then data=isic-fullres-test; out=results/isic/fullres_test.csv; nq="1,3,5"; fi

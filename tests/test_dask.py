@@ -22,6 +22,7 @@ from nicviz.sweep import run_sweep  # noqa: E402
 
 pytestmark = pytest.mark.slow
 TIMINGS = ["encode_s", "decode_s", "metrics_s"]
+FAST = ("psnr", "ssim")  # the executors are under test, not the metrics (VIF alone would triple the time)
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +78,11 @@ def test_a_killed_worker_loses_and_duplicates_no_row(cluster, tmp_path):
     ds = write_builtin_samples(tmp_path / "imgs", ("chelsea", "coffee", "astronaut", "rocket", "immunohistochemistry", "hubble_deep_field"))
     q = {"jpeg": [5, 20, 40, 60, 80], "avif": [20, 50]}
     serial, dask = tmp_path / "serial.csv", tmp_path / "dask.csv"
-    run_sweep(ds, list(q), q, serial, executor=SerialExecutor(), progress=False)
+    run_sweep(ds, list(q), q, serial, metrics=FAST, executor=SerialExecutor(), progress=False)
     result = {}
 
     def sweep():
-        result["summary"] = run_sweep(ds, list(q), q, dask, progress=False,
+        result["summary"] = run_sweep(ds, list(q), q, dask, metrics=FAST, progress=False,
                                       executor=DaskExecutor(cluster.scheduler_address))
 
     t = threading.Thread(target=sweep)
@@ -103,9 +104,10 @@ def test_a_killed_driver_resumes_to_identical_rows(tmp_path):
     ds = write_builtin_samples(tmp_path / "imgs", ("chelsea", "coffee", "astronaut", "rocket", "immunohistochemistry", "hubble_deep_field"))
     serial, dask = tmp_path / "serial.csv", tmp_path / "dask.csv"
     q = {"jpeg": [5, 20, 40, 60, 80], "webp": [10, 50]}
-    run_sweep(ds, list(q), q, serial, executor=SerialExecutor(), progress=False)
+    run_sweep(ds, list(q), q, serial, metrics=FAST, executor=SerialExecutor(), progress=False)
     cmd = [sys.executable, "-m", "nicviz", "sweep", str(ds.root), "--codec", "jpeg,webp", "--quality",
-           "jpeg=5,20,40,60,80;webp=10,50", "--executor", "dask", "-j", "2", "--out", str(dask), "--quiet"]
+           "jpeg=5,20,40,60,80;webp=10,50", "--metrics", ",".join(FAST), "--executor", "dask", "-j", "2",
+           "--out", str(dask), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     journal = Path(str(dask) + ".journal.jsonl")

@@ -16,7 +16,7 @@ from nicviz.datasets import resolve_dataset, write_builtin_samples
 from nicviz.results import KEY
 from nicviz.sweep import run_sweep
 
-ARGS = ["--codec", "jpeg,webp,jpeg2000", "--quality", "20:60:5", "--metrics", "psnr,ssim,vif", "--quiet"]
+ARGS = ["--codec", "jpeg,webp,jpeg2000", "--quality", "20:60:10", "--metrics", "psnr,ssim", "--quiet"]
 
 
 def _cmd(folder: Path, out: Path) -> list[str]:
@@ -45,10 +45,10 @@ def test_kill_9_then_resume(tmp_path):
     res = subprocess.run(_cmd(folder, out), env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     df = pd.read_csv(out)
-    total = 6 * 3 * 9
+    total = 6 * 3 * 5
     assert len(df) == total
     assert not df.duplicated(list(KEY)).any()
-    assert df[["psnr", "ssim", "vif", "bpp"]].notna().all().all()
+    assert df[["psnr", "ssim", "bpp"]].notna().all().all()
     computed = int(res.stdout.split("(")[1].split(" computed")[0])
     assert computed == total - done_before
     assert not journal.exists()

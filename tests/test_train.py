@@ -287,6 +287,37 @@ def test_export_keeps_the_likelihood_bound_and_gains_start_at_sqrt_lambda(tmp_pa
     assert torch.allclose(model.log_inv_gain, -model.log_gain)
 
 
+def junk_path(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a state dict")
+    return junk
+
+
+def test_weight_interpolation_and_the_choice_of_alpha():
+    from nicviz.errors import NicvizError
+    from nicviz.training.interpolate import choose_alpha, interpolate_state
+
+    a = {"w": torch.zeros(3), "n": torch.tensor(1)}
+    b = {"w": torch.tensor([2.0, 4.0, -2.0]), "n": torch.tensor(7)}
+    assert torch.equal(interpolate_state(a, b, 0.0)["w"], a["w"])
+    assert torch.equal(interpolate_state(a, b, 1.0)["w"], b["w"])
+    half = interpolate_state(a, b, 0.25)
+    assert torch.allclose(half["w"], torch.tensor([0.5, 1.0, -0.5])) and int(half["n"]) == 7
+    with pytest.raises(NicvizError, match="different layers"):
+        interpolate_state(a, {"w": b["w"]}, 0.5)
+    with pytest.raises(NicvizError, match="shapes"):
+        interpolate_state(a, {"w": torch.zeros(2), "n": b["n"]}, 0.5)
+    with pytest.raises(NicvizError, match="outside"):
+        interpolate_state(a, b, 1.5)
+    # alpha 1 gains most on compressed images but gives up 2 points of the originals: refused;
+    # of the rest, 0.5 has the best mean of originals and compressed
+    table = {0.0: {"original": 0.80, "compressed": 0.50}, 0.5: {"original": 0.795, "compressed": 0.70},
+             0.75: {"original": 0.79, "compressed": 0.69}, 1.0: {"original": 0.78, "compressed": 0.75}}
+    assert choose_alpha(table, 0.01) == 0.5
+    assert choose_alpha(table, 0.03) == 1.0
+    assert choose_alpha({0.0: {"original": 0.8, "compressed": 0.5}}, 0.01) == 0.0
+
+
 def test_classifier_training_runs_resumes_and_refuses_a_stale_checkpoint(tmp_path, capsys):
     """A tiny ISIC-shaped folder (9 classes, generated images, a duplicates.csv): one
     epoch trains, writes the model and its metadata; a second run with the same settings
@@ -334,6 +365,25 @@ def test_classifier_training_runs_resumes_and_refuses_a_stale_checkpoint(tmp_pat
     ct = rmeta["compression_training"]
     assert ct["codecs"] == ["jpeg"] and sum(ct["sampled_this_run"].values()) == meta["train_images"]
     assert rmeta["initialisation"] == "fine-tuned from clf.pt"
+    # WiSE-FT: the shipped robust model is the standard one and the fine-tuned one mixed in
+    # weight space, alpha chosen on held-out originals and held-out JPEG (the bank's codecs)
+    from nicviz.training.interpolate import interpolate_state
+    from nicviz.training.interpolate import main as wise
+
+    mixed = tmp_path / "m" / "wise.pt"
+    assert wise(["--zero", str(out), "--finetuned", str(robust), "--out", str(mixed), "--isic", str(root),
+                 "--alphas", "0.5", "--threads", "1"]) == 0
+    wmeta = json.loads(mixed.with_suffix(".json").read_text())
+    wi = wmeta["weight_interpolation"]
+    assert wi["held_out_conditions"] == ["jpeg-q20", "original"] and set(wi["held_out_accuracy"]) == {"0", "0.5", "1"}
+    assert wi["alpha"] in (0.0, 0.5, 1.0) and wi["start"] == "clf.pt"
+    assert wmeta["compression_training"] == rmeta["compression_training"]  # what the fine-tuning was stays
+    assert wmeta["fine_tuned_scores"] == rmeta["scores"] and set(wmeta["scores"]) == {"held_out", "isic_test"}
+    want = interpolate_state(torch.load(out, weights_only=True), torch.load(robust, weights_only=True), wi["alpha"])
+    got = torch.load(mixed, weights_only=True)
+    assert all(torch.equal(got[k], v.half() if v.is_floating_point() else v) for k, v in want.items())
+    assert wise(["--zero", str(out), "--finetuned", str(junk_path(tmp_path)), "--out", str(mixed)]) == 2
+    assert "not a classifier state dict" in capsys.readouterr().err
     capsys.readouterr()
     assert main([*rargv, "--codecs", "jpeg,webp", "--ckpt", str(tmp_path / "other.ckpt")]) == 2
     assert "holds no webp" in capsys.readouterr().err

