@@ -371,17 +371,20 @@ def test_classifier_training_runs_resumes_and_refuses_a_stale_checkpoint(tmp_pat
     from nicviz.training.interpolate import main as wise
 
     mixed = tmp_path / "m" / "wise.pt"
-    assert wise(["--zero", str(out), "--finetuned", str(robust), "--out", str(mixed), "--isic", str(root),
-                 "--alphas", "0.5", "--threads", "1"]) == 0
+    base = ["--zero", str(out), "--finetuned", str(robust), "--out", str(mixed), "--isic", str(root), "--threads", "1"]
+    assert wise([*base, "--alpha", "0.5"]) == 0
     wmeta = json.loads(mixed.with_suffix(".json").read_text())
     wi = wmeta["weight_interpolation"]
-    assert wi["held_out_conditions"] == ["jpeg-q20", "original"] and set(wi["held_out_accuracy"]) == {"0", "0.5", "1"}
-    assert wi["alpha"] in (0.0, 0.5, 1.0) and wi["start"] == "clf.pt"
+    assert wi["held_out_conditions"] == ["jpeg-q20", "original"] and set(wi["held_out_accuracy"]) == {"0", "0.5"}
+    assert wi["alpha"] == 0.5 and wi["start"] == "clf.pt" and wi["chosen_by"] == "given"
     assert wmeta["compression_training"] == rmeta["compression_training"]  # what the fine-tuning was stays
     assert wmeta["fine_tuned_scores"] == rmeta["scores"] and set(wmeta["scores"]) == {"held_out", "isic_test"}
     want = interpolate_state(torch.load(out, weights_only=True), torch.load(robust, weights_only=True), wi["alpha"])
     got = torch.load(mixed, weights_only=True)
     assert all(torch.equal(got[k], v.half() if v.is_floating_point() else v) for k, v in want.items())
+    capsys.readouterr()
+    assert wise([*base, "--alpha", "0", "--out", str(tmp_path / "none.pt")]) == 2  # the standard model again
+    assert "nothing written" in capsys.readouterr().err and not (tmp_path / "none.pt").exists()
     assert wise(["--zero", str(out), "--finetuned", str(junk_path(tmp_path)), "--out", str(mixed)]) == 2
     assert "not a classifier state dict" in capsys.readouterr().err
     capsys.readouterr()

@@ -15,7 +15,9 @@ candidate, accuracy on the held-out originals and on held-out images compressed 
 codecs the fine-tuned model was trained on (the middle of each codec's bank qualities, so a
 codec left out of training stays unseen). The rule (:func:`choose_alpha`): the highest mean of original
 accuracy and mean compressed accuracy among the alphas whose original accuracy is within
-``--tolerance`` (1 point) of the starting model's.
+``--tolerance`` (2 points, the target for a compression-trained model) of the starting
+model's. A rule that picks alpha 0 (the starting model itself) is refused: no mixture
+keeps the originals within the tolerance, so there is nothing to ship.
 """
 
 from __future__ import annotations
@@ -118,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alphas", default="0,0.25,0.5,0.75,1",
                    help="candidate weights of the fine-tuned model, comma-separated")
     p.add_argument("--alpha", type=float, help="use this alpha instead of choosing one")
-    p.add_argument("--tolerance", type=float, default=1.0, help="accuracy points of the originals given up at most")
+    p.add_argument("--tolerance", type=float, default=2.0,
+                   help="accuracy points of the held-out originals given up at most (2: the robust model's target)")
     p.add_argument("--qualities-per-codec", type=int, default=1,
                    help="held-out conditions per codec: that many of the bank's middle qualities")
     p.add_argument("--isic", help="ISIC 9-class root (default <data root>/isic)")
@@ -165,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"alpha {a:.2f}: held-out originals {acc['original']:.3f}, compressed "
                   f"{table[a]['compressed']:.3f}", file=sys.stderr, flush=True)
         alpha = args.alpha if args.alpha is not None else choose_alpha(table, args.tolerance / 100)
+        if alpha == 0.0:
+            raise NicvizError(f"every mixture with the fine-tuned model gives up more than {args.tolerance:g} "
+                              "point(s) on the held-out originals; nothing written")
         state = interpolate_state(zero, ft, alpha)
         model.load_state_dict(state)
         xt = _resize(np.stack([load_image(it.path) for it in test]), size)
