@@ -9,7 +9,8 @@
 #      JPEG XL and HEIF in its place
 #   4. sweeps of all three classifiers on isic/test and isic_fullres/test, every codec
 # Usage: scripts/robust_classifiers.sh [steps...]   (default: bank robust no-avif test fullres)
-# Environment: THREADS (2), EPOCHS (4), LR (2e-4), PROB (0.5), CKPT_DIR (/tmp/nicviz-ckpt)
+# Environment: THREADS (2), EPOCHS (4), LR (2e-4), PROB (0.5), CKPT_DIR (/tmp/nicviz-ckpt),
+#   CLASSIFIERS (the three; one retrained model: drop its rows from the results files, sweep it alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -20,7 +21,7 @@ PROB=${PROB:-0.5}
 CKPT_DIR=${CKPT_DIR:-/tmp/nicviz-ckpt}
 mkdir -p "$CKPT_DIR"
 STEPS=${*:-bank robust no-avif test fullres}
-CLASSIFIERS=isic-effnet-lite0,isic-effnet-lite0-robust,isic-effnet-lite0-robust-no-avif
+CLASSIFIERS=${CLASSIFIERS:-isic-effnet-lite0,isic-effnet-lite0-robust,isic-effnet-lite0-robust-no-avif}
 QUALITIES="jpeg=2,5,10,20,40,60,75,90;webp=0,5,10,30,60,80,90;avif=5,15,25,40,50,60,75;jpeg2000=24,28,32,36,40,44"
 NEURAL=cheng2020-anchor-mini,cheng2020-attn-mini
 
