@@ -33,7 +33,7 @@ case "$cmd" in
   # two worker processes (one torch thread each), a test file per worker at a time: module
   # fixtures are built once; NICVIZ_TEST_JOBS=0 runs everything in this process
   test) setup; export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-        exec "$VENV/bin/python" -m pytest -q -n "${NICVIZ_TEST_JOBS:-2}" --dist loadfile "$@" ;;
+        exec "$VENV/bin/python" -m pytest -q -n "${NICVIZ_TEST_JOBS:-2}" --dist loadgroup --no-loadscope-reorder "$@" ;;
   bench) setup; for b in benchmarks/*.py; do "$VENV/bin/python" "$b"; done ;;
   *) echo "usage: scripts/dev.sh app|test|setup|bench" >&2; exit 2 ;;
 esac

@@ -12,6 +12,21 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from nicviz.datasets import builtin_sample, data_root  # noqa: E402
 
+#: Files whose tests start servers, clusters or pools of their own: on two test processes
+#: (``scripts/dev.sh test``, ``--dist loadgroup``) they run one after another on one
+#: process, first, while the other process takes every other file; together they would
+#: fight for the two cores.
+HEAVY = ("test_browser.py", "test_dask.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """One xdist group per test file (a file's module fixtures are built once), the heavy
+    files in one group of their own, scheduled first."""
+    for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group("heavy" if name in HEAVY else name))
+    items.sort(key=lambda it: it.path.name not in HEAVY)  # stable: the order within files stays
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

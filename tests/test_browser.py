@@ -196,6 +196,10 @@ def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_tur
         pg.goto(f"{server}/run_sweep", wait_until="domcontentloaded")
         _wait_idle(pg)
         name = pg.get_by_label("Name of the results file").input_value()
+        limit = pg.locator('[data-testid="stNumberInput"]', has_text="Images to use").locator("input")
+        limit.fill("2")  # a small sweep: two of the six pictures
+        limit.press("Enter")
+        _wait_idle(pg)
         pg.get_by_role("button", name="Run", exact=True).click()
         pg.locator('[data-testid="stAlertContentSuccess"]').wait_for(timeout=180_000)
         assert "rows in" in pg.locator('[data-testid="stAlertContentSuccess"]').inner_text()

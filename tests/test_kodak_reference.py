@@ -24,7 +24,7 @@ def test_jpeg_matches_compressai_reference(kodak_dir, tmp_path):
     assert len(ds.files) == 24
     qualities = list(range(5, 100, 10))  # every other point of the published curve
     out = tmp_path / "kodak_jpeg.csv"
-    run_sweep(ds, ["jpeg"], {"jpeg": qualities}, out, metrics=("psnr",), jobs=2, progress=False)
+    run_sweep(ds, ["jpeg"], {"jpeg": qualities}, out, metrics=("psnr",), jobs=1, progress=False)
     import pandas as pd
 
     ours = compressai_json(pd.read_csv(out), "jpeg")["results"]
