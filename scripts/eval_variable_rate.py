@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=24)
     ap.add_argument("--qualities", default="1:8")
     ap.add_argument("--out", default="out/vr/kodak.csv")
-    ap.add_argument("-j", "--jobs", type=int, default=1)
+    ap.add_argument("-j", "--jobs", type=int, default=1, choices=[1],
+                    help="1 only: the checkpoint's codec is registered in this process, not in workers")
     args = ap.parse_args(argv)
     name = f"vr-{args.arch}"
     folder = Path(tempfile.mkdtemp(prefix="nicviz-vr-"))
