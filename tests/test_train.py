@@ -411,7 +411,7 @@ def test_the_committed_variable_rate_checkpoint_exports_and_codes(tmp_path):
 
     slim = Path(__file__).resolve().parent.parent / "results" / "training" / "V-cheng2020-anchor-cpu.pt"
     state = torch.load(slim, weights_only=True)
-    assert state["args"]["levels"] == 8 and state["step"] == 9000
+    assert state["args"]["levels"] == 8 and state.get("base_steps", 0) + state["step"] >= 9000  # it accumulates
     export_model(slim, tmp_path / "vr-test.pt")
     codec = mini_codec("vr-test", "cheng2020-anchor", tmp_path)
     assert codec.scale.continuous and (codec.scale.low, codec.scale.high) == (1, 8)
