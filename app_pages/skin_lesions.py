@@ -60,8 +60,8 @@ else:
         task = st.radio("Classifier", tasks, format_func=classifier_name, horizontal=True, key="sk_task",
                         help="standard: trained on original images; compression-trained: half of its training "
                              "images were compressed by a random codec at a random quality (JPEG, WebP, "
-                             "JPEG 2000, the two neural minis, and AVIF, or instead of AVIF JPEG XL and HEIF "
-                             "for the model that never saw AVIF)")
+                             "JPEG 2000, the two neural minis and AVIF; the model that never saw AVIF had "
+                             "JPEG XL and HEIF instead)")
     df = all_df[all_df["task"].astype(str) == task]
     summary = classification_summary(df)
     c1, c2 = st.columns(2)
