@@ -10,6 +10,8 @@
 #   4. sweeps of all three classifiers on isic/test and isic_fullres/test, every codec
 # Usage: scripts/robust_classifiers.sh [steps...]   (default: bank robust no-avif test fullres)
 # Environment: THREADS (2), EPOCHS (4), LR (2e-4), PROB (0.5), CKPT_DIR (/tmp/nicviz-ckpt),
+#   CONSISTENCY (0; a weight W > 0 trains on every image beside a compressed twin with
+#   W x Jensen-Shannon consistency, AugMix-style, instead of swapping with probability PROB),
 #   CLASSIFIERS (the three; one retrained model: drop its rows from the results files, sweep it alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,8 @@ THREADS=${THREADS:-2}
 EPOCHS=${EPOCHS:-4}
 LR=${LR:-2e-4}
 PROB=${PROB:-0.5}
+CONSISTENCY=${CONSISTENCY:-0}
+if [ "$CONSISTENCY" != 0 ]; then MIX=(--consistency "$CONSISTENCY"); else MIX=(--compress-prob "$PROB"); fi
 CKPT_DIR=${CKPT_DIR:-/tmp/nicviz-ckpt}
 mkdir -p "$CKPT_DIR"
 STEPS=${*:-bank robust no-avif test fullres}
@@ -28,7 +32,7 @@ NEURAL=cheng2020-anchor-mini,cheng2020-attn-mini
 train() {  # name, extra args: fine-tune into $CKPT_DIR, then mix with the standard model
   local name=$1; shift
   "$PY" -m nicviz.training.classifier --init-from nicviz/models/isic-effnet-lite0.pt \
-    --compress-prob "$PROB" --epochs "$EPOCHS" --lr "$LR" --threads "$THREADS" \
+    "${MIX[@]}" --epochs "$EPOCHS" --lr "$LR" --threads "$THREADS" \
     --ckpt "$CKPT_DIR/$name.ckpt" --out "$CKPT_DIR/$name-finetuned.pt" "$@"
   "$PY" -m nicviz.training.interpolate --zero nicviz/models/isic-effnet-lite0.pt \
     --finetuned "$CKPT_DIR/$name-finetuned.pt" --out "nicviz/models/$name.pt" --threads "$THREADS"

@@ -318,6 +318,23 @@ def test_weight_interpolation_and_the_choice_of_alpha():
     assert choose_alpha({0.0: {"original": 0.8, "compressed": 0.5}}, 0.01) == 0.0
 
 
+def test_js_consistency_matches_scipy_and_twins_are_augmented_alike():
+    from scipy.spatial.distance import jensenshannon
+
+    from nicviz.training.classifier import _augment, js_consistency
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 9, generator=g) * 3, torch.randn(5, 9, generator=g) * 3
+    want = np.mean([jensenshannon(pa, pb) ** 2 for pa, pb in zip(a.softmax(1).numpy(), b.softmax(1).numpy())])
+    assert float(js_consistency(a, b)) == pytest.approx(want, rel=1e-4)
+    assert float(js_consistency(a, a)) == pytest.approx(0.0, abs=1e-7)
+    imgs = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3)).astype(np.uint8)
+    out = _augment(imgs, np.random.default_rng(2), 32, imgs.copy())
+    assert out.shape == (6, 3, 32, 32) and torch.equal(out[:3], out[3:])
+    # without a twin the draws are the same as before twins existed
+    assert torch.equal(_augment(imgs, np.random.default_rng(2), 32), out[:3])
+
+
 def test_classifier_training_runs_resumes_and_refuses_a_stale_checkpoint(tmp_path, capsys):
     """A tiny ISIC-shaped folder (9 classes, generated images, a duplicates.csv): one
     epoch trains, writes the model and its metadata; a second run with the same settings
@@ -365,6 +382,15 @@ def test_classifier_training_runs_resumes_and_refuses_a_stale_checkpoint(tmp_pat
     ct = rmeta["compression_training"]
     assert ct["codecs"] == ["jpeg"] and sum(ct["sampled_this_run"].values()) == meta["train_images"]
     assert rmeta["initialisation"] == "fine-tuned from clf.pt"
+    # consistency training: every image beside a compressed twin, CE on originals + JS
+    cons = tmp_path / "m" / "cons.pt"
+    cargv = [*rargv[:-6], "--consistency", "12", "--bank", str(bank), "--out", str(cons)]
+    assert main(cargv) == 0
+    cmeta = json.loads(cons.with_suffix(".json").read_text())["compression_training"]
+    assert "Jensen-Shannon" in cmeta["loss"] and sum(cmeta["sampled_this_run"].values()) == meta["train_images"]
+    capsys.readouterr()
+    assert main([*cargv, "--compress-prob", "0.5", "--ckpt", str(tmp_path / "c2.ckpt")]) == 2
+    assert "replaces --compress-prob" in capsys.readouterr().err
     # WiSE-FT: the shipped robust model is the standard one and the fine-tuned one mixed in
     # weight space, alpha chosen on held-out originals and held-out JPEG (the bank's codecs)
     from nicviz.training.interpolate import interpolate_state

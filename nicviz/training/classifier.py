@@ -8,7 +8,12 @@ at a random quality, drawn from a bank built once by :mod:`nicviz.training.bank`
 (``--bank``; ``--codecs`` restricts it, to leave a codec out); ``--init-from`` starts from
 the standard model's weights (fine-tuning), as robustness fine-tuning usually does
 (e.g. Dodge & Karam, "Understanding how image quality affects deep neural networks",
-QoMEX 2016; Hendrycks & Dietterich, ICLR 2019).
+QoMEX 2016; Hendrycks & Dietterich, ICLR 2019). ``--consistency W`` instead pairs every
+training image with a random bank reconstruction of it, both augmented alike, and trains on
+cross-entropy of the originals plus W times the Jensen-Shannon divergence between the two
+predictions (AugMix: Hendrycks et al., "AugMix: A Simple Data Processing Method to Improve
+Robustness and Uncertainty", ICLR 2020), so the originals keep their full share of the loss
+while the prediction is pulled to stay the same after compression.
 
 The training set is cleaned with ``duplicates.csv`` and a stratified 15 % is held out
 with a fixed seed (see :mod:`nicviz.training.isic`); the held-out part and ``isic/test``
@@ -36,7 +41,7 @@ from nicviz.paths import atomic_write
 from nicviz.tasks.classify.models import MODELS_DIR, PREPROCESS, build_effnet_lite0, imagenet_lite0_state
 from nicviz.training.isic import ISIC_CLASSES, LabelledImage, clean_train, holdout_split, labelled_folder
 
-__all__ = ["main", "evaluate_classifier", "classification_scores"]
+__all__ = ["main", "evaluate_classifier", "classification_scores", "js_consistency"]
 
 
 def _load(items: list[LabelledImage], size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,27 +70,48 @@ def _compress_swap(batch: np.ndarray, idx: np.ndarray, bank, prob: float, rng: n
     return batch
 
 
-def _augment(batch: np.ndarray, rng: np.random.Generator, size: int):
+def _augment(batch: np.ndarray, rng: np.random.Generator, size: int, twin: np.ndarray | None = None):
+    """Flips, 90-degree turns, a random resized crop and brightness/contrast jitter.
+
+    With ``twin`` (the same images, e.g. compressed) each twin gets its image's very
+    augmentation, and the result is the originals followed by the twins.
+    """
     import torch
     import torch.nn.functional as F
 
     x = torch.from_numpy(batch.astype(np.float32)).permute(0, 3, 1, 2)
-    out = []
-    for img in x:
-        if rng.random() < 0.5:
-            img = img.flip(2)
-        if rng.random() < 0.5:
-            img = img.flip(1)
-        img = torch.rot90(img, int(rng.integers(4)), dims=(1, 2))
-        s = float(rng.uniform(0.75, 1.0))
-        c = max(8, int(round(size * s)))
+    xt = None if twin is None else torch.from_numpy(twin.astype(np.float32)).permute(0, 3, 1, 2)
+    out, out_t = [], []
+    for k in range(len(x)):
+        fx, fy, rot = rng.random() < 0.5, rng.random() < 0.5, int(rng.integers(4))
+        c = max(8, int(round(size * float(rng.uniform(0.75, 1.0)))))
         y0, x0 = int(rng.integers(size - c + 1)), int(rng.integers(size - c + 1))
-        img = F.interpolate(img[None, :, y0:y0 + c, x0:x0 + c], size=(size, size), mode="bilinear",
-                            align_corners=False)[0]
-        img = (img - img.mean()) * float(rng.uniform(0.9, 1.1)) + img.mean() + float(rng.uniform(-12, 12))
-        out.append(img.clamp(0, 255))
-    x = torch.stack(out)
-    return PREPROCESS["effnet-lite"](x)
+        gain, shift = float(rng.uniform(0.9, 1.1)), float(rng.uniform(-12, 12))
+
+        def one(img):
+            if fx:
+                img = img.flip(2)
+            if fy:
+                img = img.flip(1)
+            img = torch.rot90(img, rot, dims=(1, 2))
+            img = F.interpolate(img[None, :, y0:y0 + c, x0:x0 + c], size=(size, size), mode="bilinear",
+                                align_corners=False)[0]
+            return ((img - img.mean()) * gain + img.mean() + shift).clamp(0, 255)
+
+        out.append(one(x[k]))
+        if xt is not None:
+            out_t.append(one(xt[k]))
+    return PREPROCESS["effnet-lite"](torch.stack(out + out_t))
+
+
+def js_consistency(logits_a, logits_b):
+    """Jensen-Shannon divergence between two batches of predictions (AugMix, ICLR 2020), mean over images."""
+    import torch
+    import torch.nn.functional as F
+
+    pa, pb = F.softmax(logits_a, 1), F.softmax(logits_b, 1)
+    log_m = torch.clamp((pa + pb) / 2, 1e-7, 1).log()
+    return (F.kl_div(log_m, pa, reduction="batchmean") + F.kl_div(log_m, pb, reduction="batchmean")) / 2
 
 
 def classification_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
@@ -128,11 +154,18 @@ def main(argv: list[str] | None = None) -> int:
                                        "instead of ImageNet")
     p.add_argument("--compress-prob", type=float, default=0.0,
                    help="probability that a training image is replaced by a compressed version (0: never)")
+    p.add_argument("--consistency", type=float, default=0.0, metavar="W",
+                   help="pair every image with a random compressed version and add W x the Jensen-Shannon "
+                        "divergence of their predictions (AugMix; 12 in its paper; 0: off)")
     p.add_argument("--bank", help="compressed-image bank (python -m nicviz.training.bank; default its folder)")
     p.add_argument("--codecs", help="comma-separated codecs of the bank to sample (default: all in it)")
     args = p.parse_args(argv)
     if not 0.0 <= args.compress_prob <= 1.0:
         print("error: --compress-prob must be between 0 and 1", file=sys.stderr)
+        return 2
+    if args.consistency < 0 or (args.consistency > 0 and args.compress_prob > 0):
+        print("error: --consistency takes a weight >= 0 and replaces --compress-prob (pass one of them)",
+              file=sys.stderr)
         return 2
     if args.ckpt is None:
         args.ckpt = str(args.out).removesuffix(".pt") + ".ckpt"
@@ -165,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = torch.tensor([1.0 / math.sqrt(counts.get(i, 1)) for i in range(len(ISIC_CLASSES))])
     weights = weights / weights.mean()
     bank = None
-    if args.compress_prob > 0:
+    if args.compress_prob > 0 or args.consistency > 0:
         from nicviz.errors import NicvizError
         from nicviz.training.bank import Bank, default_bank_dir
 
@@ -197,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     epoch, history = 0, []
     ckpt = Path(args.ckpt)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
-    settings = json.dumps({k: getattr(args, k) for k in ("epochs", "batch", "lr", "size", "seed", "compress_prob")}
+    settings = json.dumps({k: getattr(args, k) for k in ("epochs", "batch", "lr", "size", "seed", "compress_prob",
+                                                        "consistency")}
                           | {"data": Path(args.isic).name, "init": Path(args.init_from).name if args.init_from else None,
                              "bank": sorted(bank.entries) if bank else None}, sort_keys=True)
     if ckpt.is_file():
@@ -222,10 +256,16 @@ def main(argv: list[str] | None = None) -> int:
         total_loss = 0.0
         for i in range(steps_per_epoch):
             idx = order[i * args.batch:(i + 1) * args.batch]
-            x = _augment(_compress_swap(xs[idx], idx, bank, args.compress_prob, rng, args.size, used),
-                         rng, args.size).contiguous()
             y = torch.from_numpy(ys[idx])
-            loss = loss_fn(model(x), y)
+            if args.consistency > 0:
+                twins = _compress_swap(xs[idx], idx, bank, 1.0, rng, args.size, used)
+                logits = model(_augment(xs[idx], rng, args.size, twins).contiguous())
+                clean, comp = logits[:len(idx)], logits[len(idx):]
+                loss = loss_fn(clean, y) + args.consistency * js_consistency(clean, comp)
+            else:
+                x = _augment(_compress_swap(xs[idx], idx, bank, args.compress_prob, rng, args.size, used),
+                             rng, args.size).contiguous()
+                loss = loss_fn(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -261,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     if bank is not None:
         meta["compression_training"] = {
-            "probability": args.compress_prob, "bank": {k: {"codec": v["codec"], "quality": v["quality"],
+            "probability": args.compress_prob if not args.consistency else 1.0,
+            "loss": (f"cross-entropy on the originals + {args.consistency:g} x Jensen-Shannon(original, "
+                     "compressed) (AugMix consistency)" if args.consistency
+                     else "cross-entropy on the mixed batch"), "bank": {k: {"codec": v["codec"], "quality": v["quality"],
                                                             "mean_bpp": round(v["bpp"], 4)}
                                                         for k, v in sorted(bank.entries.items())},
             "codecs": bank.codecs, "sampled_this_run": dict(sorted(used.items())),
