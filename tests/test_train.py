@@ -325,7 +325,7 @@ def test_js_consistency_matches_scipy_and_twins_are_augmented_alike():
 
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(5, 9, generator=g) * 3, torch.randn(5, 9, generator=g) * 3
-    want = np.mean([jensenshannon(pa, pb) ** 2 for pa, pb in zip(a.softmax(1).numpy(), b.softmax(1).numpy())])
+    want = np.mean([jensenshannon(pa, pb) ** 2 for pa, pb in zip(a.softmax(1).numpy(), b.softmax(1).numpy(), strict=True)])
     assert float(js_consistency(a, b)) == pytest.approx(want, rel=1e-4)
     assert float(js_consistency(a, a)) == pytest.approx(0.0, abs=1e-7)
     imgs = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3)).astype(np.uint8)

@@ -70,6 +70,22 @@ def _compress_swap(batch: np.ndarray, idx: np.ndarray, bank, prob: float, rng: n
     return batch
 
 
+def _augment_one(img, size: int, fx: bool, fy: bool, rot: int, crop: tuple[int, int, int],
+                 gain: float, shift: float):
+    import torch
+    import torch.nn.functional as F
+
+    if fx:
+        img = img.flip(2)
+    if fy:
+        img = img.flip(1)
+    img = torch.rot90(img, rot, dims=(1, 2))
+    y0, x0, c = crop
+    img = F.interpolate(img[None, :, y0:y0 + c, x0:x0 + c], size=(size, size), mode="bilinear",
+                        align_corners=False)[0]
+    return ((img - img.mean()) * gain + img.mean() + shift).clamp(0, 255)
+
+
 def _augment(batch: np.ndarray, rng: np.random.Generator, size: int, twin: np.ndarray | None = None):
     """Flips, 90-degree turns, a random resized crop and brightness/contrast jitter.
 
@@ -77,7 +93,6 @@ def _augment(batch: np.ndarray, rng: np.random.Generator, size: int, twin: np.nd
     augmentation, and the result is the originals followed by the twins.
     """
     import torch
-    import torch.nn.functional as F
 
     x = torch.from_numpy(batch.astype(np.float32)).permute(0, 3, 1, 2)
     xt = None if twin is None else torch.from_numpy(twin.astype(np.float32)).permute(0, 3, 1, 2)
@@ -85,22 +100,11 @@ def _augment(batch: np.ndarray, rng: np.random.Generator, size: int, twin: np.nd
     for k in range(len(x)):
         fx, fy, rot = rng.random() < 0.5, rng.random() < 0.5, int(rng.integers(4))
         c = max(8, int(round(size * float(rng.uniform(0.75, 1.0)))))
-        y0, x0 = int(rng.integers(size - c + 1)), int(rng.integers(size - c + 1))
-        gain, shift = float(rng.uniform(0.9, 1.1)), float(rng.uniform(-12, 12))
-
-        def one(img):
-            if fx:
-                img = img.flip(2)
-            if fy:
-                img = img.flip(1)
-            img = torch.rot90(img, rot, dims=(1, 2))
-            img = F.interpolate(img[None, :, y0:y0 + c, x0:x0 + c], size=(size, size), mode="bilinear",
-                                align_corners=False)[0]
-            return ((img - img.mean()) * gain + img.mean() + shift).clamp(0, 255)
-
-        out.append(one(x[k]))
+        crop = (int(rng.integers(size - c + 1)), int(rng.integers(size - c + 1)), c)
+        params = (fx, fy, rot, crop, float(rng.uniform(0.9, 1.1)), float(rng.uniform(-12, 12)))
+        out.append(_augment_one(x[k], size, *params))
         if xt is not None:
-            out_t.append(one(xt[k]))
+            out_t.append(_augment_one(xt[k], size, *params))
     return PREPROCESS["effnet-lite"](torch.stack(out + out_t))
 
 
