@@ -254,9 +254,9 @@ def test_a_running_sweep_can_be_cancelled_and_keeps_its_rows(server):
         _wait_idle(pg)
         name = pg.get_by_label("Name of the results file").input_value()
         spec = pg.get_by_label("Qualities per codec", exact=False)
-        # the default codecs (jpeg, webp) at 100 qualities each: progress after each of the 6
-        # pictures, the whole sweep long enough to cancel
-        spec.fill("jpeg=1:100:1;webp=1:100:1")
+        # the default codecs (jpeg, webp) at 34 qualities each: progress after each of the 6
+        # pictures (a few seconds each), the whole sweep long enough to cancel
+        spec.fill("jpeg=1:100:3;webp=1:100:3")
         spec.press("Enter")
         _wait_idle(pg)
         pg.get_by_role("button", name="Run", exact=True).click()

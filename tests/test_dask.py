@@ -101,7 +101,7 @@ def test_a_killed_worker_loses_and_duplicates_no_row(cluster, tmp_path):
 
 
 def test_a_killed_driver_resumes_to_identical_rows(tmp_path):
-    ds = write_builtin_samples(tmp_path / "imgs", ("chelsea", "coffee", "astronaut", "rocket", "immunohistochemistry", "hubble_deep_field"))
+    ds = write_builtin_samples(tmp_path / "imgs", ("chelsea", "coffee", "rocket", "astronaut"))
     serial, dask = tmp_path / "serial.csv", tmp_path / "dask.csv"
     q = {"jpeg": [5, 20, 40, 60, 80], "webp": [10, 50]}
     run_sweep(ds, list(q), q, serial, metrics=FAST, executor=SerialExecutor(), progress=False)
@@ -117,7 +117,7 @@ def test_a_killed_driver_resumes_to_identical_rows(tmp_path):
     os.killpg(p.pid, signal.SIGKILL)  # the driver and its local cluster
     p.wait(30)
     done = journal.read_text().count("\n")
-    assert 2 <= done < 6 * 7 and not dask.is_file() or len(pd.read_csv(dask)) < 6 * 7
+    assert 2 <= done < 4 * 7 and not dask.is_file() or len(pd.read_csv(dask)) < 4 * 7
     rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "already done" in rerun.stdout

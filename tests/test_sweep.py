@@ -24,28 +24,29 @@ def _cmd(folder: Path, out: Path) -> list[str]:
 
 
 def test_kill_9_then_resume(tmp_path):
-    folder = write_builtin_samples(tmp_path / "imgs").root
+    # the three smallest pictures: 45 rows, killed after a third of them
+    folder = write_builtin_samples(tmp_path / "imgs", ("chelsea", "coffee", "rocket")).root
     out = tmp_path / "res.csv"
     journal = Path(str(out) + ".journal.jsonl")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(_cmd(folder, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline:
-        if journal.is_file() and journal.read_text().count("\n") >= 30:
+        if journal.is_file() and journal.read_text().count("\n") >= 15:
             break
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     done_before = journal.read_text().count("\n")
-    assert done_before >= 30
+    assert 15 <= done_before < 45
     # simulate a torn write at the moment of the kill
     with journal.open("a") as fh:
-        fh.write('{"dataset": "imgs", "image": "astronaut.png", "codec": "jpeg", "quality": 9')
+        fh.write('{"dataset": "imgs", "image": "rocket.png", "codec": "jpeg", "quality": 9')
     res = subprocess.run(_cmd(folder, out), env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     df = pd.read_csv(out)
-    total = 6 * 3 * 5
+    total = 3 * 3 * 5
     assert len(df) == total
     assert not df.duplicated(list(KEY)).any()
     assert df[["psnr", "ssim", "bpp"]].notna().all().all()
