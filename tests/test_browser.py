@@ -197,8 +197,12 @@ def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_tur
         _wait_idle(pg)
         name = pg.get_by_label("Name of the results file").input_value()
         limit = pg.locator('[data-testid="stNumberInput"]', has_text="Images to use").locator("input")
-        limit.fill("2")  # a small sweep: two of the six pictures
+        limit.fill("2")  # a small sweep: two of the six pictures, five qualities a codec
         limit.press("Enter")
+        _wait_idle(pg)
+        spec = pg.get_by_label("Qualities per codec", exact=False)
+        spec.fill("jpeg=10:90:20;webp=10:90:20")
+        spec.press("Enter")
         _wait_idle(pg)
         pg.get_by_role("button", name="Run", exact=True).click()
         pg.locator('[data-testid="stAlertContentSuccess"]').wait_for(timeout=180_000)
