@@ -12,28 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nicviz.analysis.bd_task import bd_task, task_scores
+from nicviz.analysis.bd_task import bd_task, scipy_gap, task_scores
 from nicviz.results import read_results
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "isic" / "test.csv"
-
-
-def _scipy_gap(ra, sa, rt, st) -> float:
-    from scipy.interpolate import PchipInterpolator
-
-    curves = []
-    for r, s in ((ra, sa), (rt, st)):
-        ok = np.isfinite(r) & np.isfinite(s) & (r > 0)
-        order = np.argsort(r[ok], kind="stable")
-        x, y = np.log10(r[ok][order]), s[ok][order]
-        keep = np.concatenate([[True], np.diff(x) > 0])
-        curves.append((x[keep], y[keep]))
-    (xa, ya), (xt, yt) = curves
-    lo, hi = max(xa[0], xt[0]), min(xa[-1], xt[-1])
-    if len(xa) < 2 or len(xt) < 2 or hi <= lo:
-        return float("nan")
-    return float((PchipInterpolator(xt, yt).integrate(lo, hi) - PchipInterpolator(xa, ya).integrate(lo, hi))
-                 / (hi - lo))
 
 
 def scipy_bootstrap(anchor, test, n_boot: int, seed: int = 0) -> np.ndarray:
@@ -48,7 +30,7 @@ def scipy_bootstrap(anchor, test, n_boot: int, seed: int = 0) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for i in idx:
-            out.append(_scipy_gap(*(np.nanmean(t[i], axis=0) for t in tables)))
+            out.append(scipy_gap(*(np.nanmean(t[i], axis=0) for t in tables)))
     return np.array(out)
 
 

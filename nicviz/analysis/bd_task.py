@@ -31,7 +31,7 @@ import pandas as pd
 
 from nicviz.errors import NicvizError
 
-__all__ = ["BDTask", "bd_classifiers", "bd_codecs", "bd_score", "bd_rate_score", "bd_task", "task_scores"]
+__all__ = ["BDTask", "bd_classifiers", "bd_codecs", "bd_score", "bd_rate_score", "bd_task", "scipy_gap", "task_scores"]
 
 
 @dataclass
@@ -139,6 +139,29 @@ def _envelope(lr: np.ndarray, sc: np.ndarray, keep: np.ndarray, higher_is_better
     best = np.maximum.accumulate(np.where(keep, sc if higher_is_better else -sc, -np.inf), axis=1)
     before = np.concatenate([np.full((len(best), 1), -np.inf), best[:, :-1]], axis=1)
     return best, lr, keep & (best > before)
+
+
+def scipy_gap(rate_a, score_a, rate_t, score_t) -> float:
+    """The mean gap of :func:`bd_score` with one ``scipy.interpolate.PchipInterpolator`` per
+    curve: the reference the vectorised version is tested and benchmarked against."""
+    from scipy.interpolate import PchipInterpolator
+
+    curves = []
+    for r, s in ((np.asarray(rate_a, float), np.asarray(score_a, float)),
+                 (np.asarray(rate_t, float), np.asarray(score_t, float))):
+        ok = np.isfinite(r) & np.isfinite(s) & (r > 0)
+        order = np.argsort(r[ok], kind="stable")
+        x, y = np.log10(r[ok][order]), s[ok][order]
+        keep = np.concatenate([[True], np.diff(x) > 0])
+        curves.append((x[keep], y[keep]))
+    (xa, ya), (xt, yt) = curves
+    if len(xa) < 2 or len(xt) < 2:
+        return float("nan")
+    lo, hi = max(xa[0], xt[0]), min(xa[-1], xt[-1])
+    if hi <= lo:
+        return float("nan")
+    return float((PchipInterpolator(xt, yt).integrate(lo, hi) - PchipInterpolator(xa, ya).integrate(lo, hi))
+                 / (hi - lo))
 
 
 def bd_score(rate_a, score_a, rate_t, score_t) -> float:
