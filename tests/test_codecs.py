@@ -88,6 +88,39 @@ def test_official_weights_missing_says_file_and_url(tmp_path, monkeypatch):
         codec.encode(np.zeros((64, 64, 3), np.uint8), 1)
 
 
+def test_the_copy_of_compressais_checkpoint_addresses_matches_compressai():
+    """nicviz reads CompressAI's download addresses from its own copy (listing codecs must
+    not import CompressAI); the copy equals the installed CompressAI's table."""
+    import json
+
+    from nicviz.codecs.weights import MODEL_URLS_FILE, import_compressai
+
+    import_compressai()
+    from compressai.zoo.image import model_urls
+
+    ours = json.loads(MODEL_URLS_FILE.read_text())["model_urls"]
+    theirs = {a: {m: {str(q): u for q, u in qs.items()} for m, qs in ms.items()} for a, ms in model_urls.items()}
+    assert ours == theirs and sum(len(q) for m in ours.values() for q in m.values()) > 50
+
+
+def test_listing_codecs_does_not_import_compressai():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from nicviz.codecs import get_codec, list_codecs\n"
+            "ok = {n: get_codec(n).availability() for n in list_codecs()}\n"
+            "assert ok['cheng2020-anchor-mini'][0] and not ok['cheng2020-anchor'][0], ok\n"
+            "assert 'dad2ebff' in ok['cheng2020-anchor'][1]\n"
+            "print('compressai' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "NICVIZ_WEIGHTS_DIR": "/nonexistent",
+                              "TORCH_HOME": "/nonexistent"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_official_weights_found_in_weights_dir(tmp_path, monkeypatch):
     """A checkpoint written under the official name is found, loaded safely and codes."""
     arch = "bmshj2018-factorized"

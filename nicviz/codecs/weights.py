@@ -14,10 +14,13 @@ Checkpoints are untrusted data and are loaded with ``torch.load(weights_only=Tru
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from pathlib import Path
 
 from nicviz.codecs.base import CodecError
+from nicviz.paths import PACKAGE_DIR
 
 __all__ = [
     "official_url",
@@ -42,12 +45,25 @@ def import_compressai():
     return compressai
 
 
-def official_url(arch: str, quality: int, metric: str = "mse") -> str:
-    import_compressai()
-    from compressai.zoo.image import model_urls
+MODEL_URLS_FILE = PACKAGE_DIR / "reference_data" / "compressai-model-urls.json"
 
+
+@functools.lru_cache(maxsize=1)
+def _model_urls() -> dict:
+    """CompressAI's checkpoint addresses from nicviz's copy (no CompressAI import), or from
+    CompressAI itself when the copy is missing."""
     try:
-        return model_urls[arch][metric][quality]
+        return json.loads(MODEL_URLS_FILE.read_text())["model_urls"]
+    except (OSError, ValueError, KeyError):
+        import_compressai()
+        from compressai.zoo.image import model_urls
+
+        return {a: {m: {str(q): u for q, u in qs.items()} for m, qs in ms.items()} for a, ms in model_urls.items()}
+
+
+def official_url(arch: str, quality: int, metric: str = "mse") -> str:
+    try:
+        return _model_urls()[arch][metric][str(quality)]
     except KeyError:
         raise CodecError(f"CompressAI publishes no {metric} weights for {arch} quality {quality}") from None
 
