@@ -91,19 +91,21 @@ def test_time_budget_sets_and_keeps_the_step_count(tmp_path):
     train(args)
     state = torch.load(ckpt, weights_only=True)
     steps = state["args"]["steps"]
-    # the count was set from the timed steps (not the --steps 5 given), and the run finished it
-    assert steps > CALIBRATION[1] and state["step"] == steps
+    # the count was set from the timed steps (not the --steps 5 given); the run finished it,
+    # or (when the machine got slower after the timing) stopped at 1.1 x the budget
+    assert steps > CALIBRATION[1] and CALIBRATION[1] < state["step"] <= steps
     assert state["args"]["time_budget"] == 6
+    # running the same command again resumes the same schedule instead of re-timing it
+    again = _args(tmp_path, ckpt, 5, time_budget=6)
+    again.patch, again.batch = 64, 1
+    train(again)
+    state = torch.load(ckpt, weights_only=True)
+    assert state["args"]["steps"] == steps and state["step"] == steps
     import csv
 
     rows = list(csv.DictReader(open(str(ckpt) + ".log.csv")))
     assert int(rows[-1]["step"]) == steps
     assert float(rows[-1]["lr"]) < 0.2 * float(args.lr)  # the cosine schedule reached its tail
-    # running the same command again resumes the finished schedule instead of re-timing it
-    again = _args(tmp_path, ckpt, 5, time_budget=6)
-    again.patch, again.batch = 64, 1
-    train(again)
-    assert torch.load(ckpt, weights_only=True)["step"] == steps
 
 
 def test_slim_checkpoint_exports_like_the_full_one(tmp_path):
