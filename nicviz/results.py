@@ -62,13 +62,17 @@ def _check_suffix(path: Path) -> str:
 
 
 def read_results(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a results file (CSV or Parquet)."""
+    """Read a results file (CSV or Parquet); CSV numbers are parsed exactly (``round_trip``), so
+    a file read and written again, as a resumed or growing sweep does, keeps its values."""
     p = Path(path)
     suffix = _check_suffix(p)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such results file")
     try:
-        df = pd.read_parquet(p) if suffix == ".parquet" else pd.read_csv(p, keep_default_na=True)
+        if suffix == ".parquet":
+            df = pd.read_parquet(p)
+        else:
+            df = pd.read_csv(p, keep_default_na=True, float_precision="round_trip")
     except (ValueError, UnicodeDecodeError, OSError) as exc:  # pandas' ParserError is a ValueError
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise NicvizError(f"{p}: cannot be read as a results file ({first}); it was left untouched") from None

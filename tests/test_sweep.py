@@ -93,3 +93,16 @@ def test_adding_a_codec_later_keeps_rows_and_run_history(tmp_path):
     meta = json.loads((tmp_path / "grow.csv.meta.json").read_text())
     assert [r["command"] for r in meta["runs"]] == [["first"], ["second"]]
     assert meta["codecs"] == ["jpeg", "webp"]
+
+
+def test_a_results_file_read_and_written_again_keeps_every_digit(tmp_path):
+    """A growing or resumed sweep reads the file and writes it back: the shipped ISIC
+    results (13,000 rows) come out byte for byte (pandas' default float parser changed the
+    last digit of one row in ten)."""
+    from nicviz.paths import results_dir
+    from nicviz.results import read_results, write_results
+
+    shipped = results_dir() / "isic" / "test.csv"
+    out = tmp_path / "again.csv"
+    write_results(read_results(shipped), out)
+    assert out.read_bytes() == shipped.read_bytes()
