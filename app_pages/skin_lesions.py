@@ -58,10 +58,11 @@ else:
     task = tasks[0]
     if len(tasks) > 1:
         task = st.radio("Classifier", tasks, format_func=classifier_name, horizontal=True, key="sk_task",
-                        help="standard: trained on original images; compression-trained: half of its training "
-                             "images were compressed by a random codec at a random quality (JPEG, WebP, "
-                             "JPEG 2000, the two neural minis and AVIF; the model that never saw AVIF had "
-                             "JPEG XL and HEIF instead)")
+                        help="standard: trained on original images. Compression-trained (all codecs): shown "
+                             "each training image beside a copy compressed by a random codec at a random "
+                             "quality (JPEG, WebP, AVIF, JPEG 2000, the two neural minis) and taught to give "
+                             "both the same diagnosis. Without AVIF: half of its training images were "
+                             "compressed at random by the same codecs less AVIF, with JPEG XL and HEIF instead.")
     df = all_df[all_df["task"].astype(str) == task]
     summary = classification_summary(df)
     c1, c2 = st.columns(2)
