@@ -337,6 +337,19 @@ def test_js_consistency_matches_scipy_and_twins_are_augmented_alike():
     assert torch.equal(_augment(imgs, np.random.default_rng(2), 32), out[:3])
 
 
+def test_distill_kl_matches_scipy():
+    from scipy.stats import entropy
+
+    from nicviz.training.classifier import distill_kl
+
+    g = torch.Generator().manual_seed(3)
+    s, t = torch.randn(4, 9, generator=g) * 2, torch.randn(4, 9, generator=g) * 2
+    want = np.mean([entropy(pt, ps) for pt, ps in zip(t.softmax(1).numpy(), s.softmax(1).numpy(), strict=True)])
+    assert float(distill_kl(s, t)) == pytest.approx(want, rel=1e-4)
+    assert float(distill_kl(t, t)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distill_kl(s, t)) != pytest.approx(float(distill_kl(t, s)), rel=1e-3)  # direction matters
+
+
 def test_classifier_training_runs_resumes_and_refuses_a_stale_checkpoint(tmp_path, capsys):
     """A tiny ISIC-shaped folder (9 classes, generated images, a duplicates.csv): one
     epoch trains, writes the model and its metadata; a second run with the same settings
@@ -393,6 +406,17 @@ def test_classifier_training_runs_resumes_and_refuses_a_stale_checkpoint(tmp_pat
     capsys.readouterr()
     assert main([*cargv, "--compress-prob", "0.5", "--ckpt", str(tmp_path / "c2.ckpt")]) == 2
     assert "replaces --compress-prob" in capsys.readouterr().err
+    # distillation from the starting model, beside either way of meeting compressed images
+    for mode, flag in (("dc", cargv[-6:-4]), ("dp", ["--compress-prob", "0.5"])):
+        dist = tmp_path / "m" / f"{mode}.pt"
+        assert main([*rargv[:-6], *flag, "--distill", "1", "--bank", str(bank), "--out", str(dist)]) == 0
+        dmeta = json.loads(dist.with_suffix(".json").read_text())
+        assert dmeta["distillation"]["teacher"] == "clf.pt" and dmeta["distillation"]["weight"] == 1
+        assert not torch.equal(torch.load(dist, weights_only=True)["_fc.weight"],
+                               torch.load(out, weights_only=True)["_fc.weight"])
+    capsys.readouterr()
+    assert main([*argv[:-2], "--distill", "1", "--out", str(tmp_path / "nd.pt")]) == 2
+    assert "needs --init-from" in capsys.readouterr().err
     # WiSE-FT: the shipped robust model is the standard one and the fine-tuned one mixed in
     # weight space, alpha chosen on held-out originals and held-out JPEG (the bank's codecs)
     from nicviz.training.interpolate import interpolate_state

@@ -13,7 +13,13 @@ training image with a random bank reconstruction of it, both augmented alike, an
 cross-entropy of the originals plus W times the Jensen-Shannon divergence between the two
 predictions (AugMix: Hendrycks et al., "AugMix: A Simple Data Processing Method to Improve
 Robustness and Uncertainty", ICLR 2020), so the originals keep their full share of the loss
-while the prediction is pulled to stay the same after compression.
+while the prediction is pulled to stay the same after compression. ``--distill D`` adds D
+times the Kullback-Leibler divergence from the frozen starting model's prediction on the
+original to the trained model's prediction on each view, original and compressed
+(knowledge distillation: Hinton et al., "Distilling the knowledge in a neural network", 2015;
+learning without forgetting: Li & Hoiem, TPAMI 2018): the trained model is held to the
+standard one's answers on originals, also on data unlike the training set, and pulled to
+give them on compressed versions.
 
 The training set is cleaned with ``duplicates.csv`` and a stratified 15 % is held out
 with a fixed seed (see :mod:`nicviz.training.isic`); the held-out part and ``isic/test``
@@ -41,7 +47,7 @@ from nicviz.paths import atomic_write
 from nicviz.tasks.classify.models import MODELS_DIR, PREPROCESS, build_effnet_lite0, imagenet_lite0_state
 from nicviz.training.isic import ISIC_CLASSES, LabelledImage, clean_train, holdout_split, labelled_folder
 
-__all__ = ["main", "evaluate_classifier", "classification_scores", "js_consistency"]
+__all__ = ["main", "evaluate_classifier", "classification_scores", "js_consistency", "distill_kl"]
 
 
 def _load(items: list[LabelledImage], size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,6 +124,14 @@ def js_consistency(logits_a, logits_b):
     return (F.kl_div(log_m, pa, reduction="batchmean") + F.kl_div(log_m, pb, reduction="batchmean")) / 2
 
 
+def distill_kl(student_logits, teacher_logits):
+    """KL(teacher || student) between two batches of predictions, mean over images (Hinton et al., 2015; T = 1)."""
+    import torch.nn.functional as F
+
+    return F.kl_div(F.log_softmax(student_logits, 1), F.log_softmax(teacher_logits, 1), reduction="batchmean",
+                    log_target=True)
+
+
 def classification_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     """Accuracy, macro-F1 and Cohen's kappa (scikit-learn)."""
     from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
@@ -161,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--consistency", type=float, default=0.0, metavar="W",
                    help="pair every image with a random compressed version and add W x the Jensen-Shannon "
                         "divergence of their predictions (AugMix; 12 in its paper; 0: off)")
+    p.add_argument("--distill", type=float, default=0.0, metavar="D",
+                   help="add D x KL(the --init-from model's prediction on the original || prediction) on every "
+                        "view, original and compressed (learning without forgetting)")
     p.add_argument("--bank", help="compressed-image bank (python -m nicviz.training.bank; default its folder)")
     p.add_argument("--codecs", help="comma-separated codecs of the bank to sample (default: all in it)")
     args = p.parse_args(argv)
@@ -169,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.consistency < 0 or (args.consistency > 0 and args.compress_prob > 0):
         print("error: --consistency takes a weight >= 0 and replaces --compress-prob (pass one of them)",
+              file=sys.stderr)
+        return 2
+    if args.distill < 0 or (args.distill > 0 and not args.init_from):
+        print("error: --distill takes a weight >= 0 and needs --init-from (the model it distils from)",
               file=sys.stderr)
         return 2
     if args.ckpt is None:
@@ -226,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
         state = {k: v for k, v in imagenet_lite0_state().items() if not k.startswith("_fc.")}
         missing = model.load_state_dict(state, strict=False)
         assert set(missing.missing_keys) == {"_fc.weight", "_fc.bias"}, missing
+    teacher = None
+    if args.distill > 0:
+        import copy
+
+        teacher = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(xs) / args.batch)
     total = steps_per_epoch * args.epochs
@@ -237,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = json.dumps({k: getattr(args, k) for k in ("epochs", "batch", "lr", "size", "seed", "compress_prob",
                                                         "consistency")}
                           | {"data": Path(args.isic).name, "init": Path(args.init_from).name if args.init_from else None,
-                             "bank": sorted(bank.entries) if bank else None}, sort_keys=True)
+                             "bank": sorted(bank.entries) if bank else None}
+                          | ({"distill": args.distill} if args.distill else {}), sort_keys=True)
     if ckpt.is_file():
         st = torch.load(ckpt, map_location="cpu", weights_only=True)
         if st.get("settings") != settings:  # a stale run of other settings is never resumed silently
@@ -263,13 +290,24 @@ def main(argv: list[str] | None = None) -> int:
             y = torch.from_numpy(ys[idx])
             if args.consistency > 0:
                 twins = _compress_swap(xs[idx], idx, bank, 1.0, rng, args.size, used)
-                logits = model(_augment(xs[idx], rng, args.size, twins).contiguous())
+                x = _augment(xs[idx], rng, args.size, twins).contiguous()
+                logits = model(x)
                 clean, comp = logits[:len(idx)], logits[len(idx):]
                 loss = loss_fn(clean, y) + args.consistency * js_consistency(clean, comp)
+                views = (clean, comp)
             else:
-                x = _augment(_compress_swap(xs[idx], idx, bank, args.compress_prob, rng, args.size, used),
-                             rng, args.size).contiguous()
-                loss = loss_fn(model(x), y)
+                swapped = _compress_swap(xs[idx], idx, bank, args.compress_prob, rng, args.size, used)
+                if teacher is None:
+                    x = _augment(swapped, rng, args.size).contiguous()
+                else:  # the originals, augmented like the batch, for the teacher
+                    x = _augment(xs[idx], rng, args.size, swapped).contiguous()
+                logits = model(x[-len(idx):])
+                loss = loss_fn(logits, y)
+                views = (logits,)
+            if teacher is not None:
+                with torch.no_grad():
+                    target = teacher(x[:len(idx)])
+                loss = loss + args.distill * sum(distill_kl(v, target) for v in views) / len(views)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -313,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
                                                         for k, v in sorted(bank.entries.items())},
             "codecs": bank.codecs, "sampled_this_run": dict(sorted(used.items())),
             "sampling": "codec uniform, then quality uniform; the reconstruction is augmented like the original"}
+    if args.distill:
+        meta["distillation"] = {"weight": args.distill, "teacher": Path(args.init_from).name, "temperature": 1,
+                                "loss": "KL(teacher on the original || model), mean over the views the model sees"}
     Path(str(out).removesuffix(".pt") + ".json").write_text(json.dumps(meta, indent=2) + "\n")
     print(json.dumps(meta["scores"]), file=sys.stderr)
     return 0
