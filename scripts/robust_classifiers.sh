@@ -7,14 +7,15 @@
 #      (AugMix-style); then mixed with the standard model in weight space (WiSE-FT,
 #      python -m nicviz.training.interpolate, alpha chosen on the held-out split)
 #   3. isic-effnet-lite0-robust-no-avif: without AVIF (a codec it never saw), with JPEG XL
-#      and HEIF in its place, half of the images swapped for a reconstruction (the
-#      consistency loss was measured too and lost on the held-out split: README)
+#      and HEIF in its place, the same consistency loss plus 1 x KL from the standard model's
+#      prediction on the original (--distill 1, learning without forgetting)
 #   4. sweeps of all three classifiers on isic/test and isic_fullres/test, every codec
 # Usage: scripts/robust_classifiers.sh [steps...]   (default: bank robust no-avif test fullres)
 # Environment: THREADS (2), EPOCHS (4), LR (2e-4), CKPT_DIR (/tmp/nicviz-ckpt),
-#   ROBUST_MIX ("--consistency 12"), NO_AVIF_MIX ("--compress-prob 0.5"): how each model
+#   ROBUST_MIX ("--consistency 12"), NO_AVIF_MIX ("--consistency 12 --distill 1"): how each model
 #   meets compressed images (--consistency W: every image beside a compressed twin, W x
-#   Jensen-Shannon; --compress-prob P: an image swapped for a reconstruction with probability P),
+#   Jensen-Shannon; --compress-prob P: an image swapped for a reconstruction with probability P;
+#   --distill D: D x KL(standard model on the original || model) on every view),
 #   CLASSIFIERS (the three; one retrained model: drop its rows from the results files, sweep it alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ THREADS=${THREADS:-2}
 EPOCHS=${EPOCHS:-4}
 LR=${LR:-2e-4}
 ROBUST_MIX=${ROBUST_MIX:---consistency 12}
-NO_AVIF_MIX=${NO_AVIF_MIX:---compress-prob 0.5}
+NO_AVIF_MIX=${NO_AVIF_MIX:---consistency 12 --distill 1}
 CKPT_DIR=${CKPT_DIR:-/tmp/nicviz-ckpt}
 mkdir -p "$CKPT_DIR"
 STEPS=${*:-bank robust no-avif test fullres}
