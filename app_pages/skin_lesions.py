@@ -61,8 +61,9 @@ else:
                         help="standard: trained on original images. Compression-trained (all codecs): shown "
                              "each training image beside a copy compressed by a random codec at a random "
                              "quality (JPEG, WebP, AVIF, JPEG 2000, the two neural minis) and taught to give "
-                             "both the same diagnosis. Without AVIF: half of its training images were "
-                             "compressed at random by the same codecs less AVIF, with JPEG XL and HEIF instead.")
+                             "both the same diagnosis, while keeping the standard model's answers on the "
+                             "originals. Without AVIF: trained the same way with the same codecs less AVIF, "
+                             "with JPEG XL and HEIF instead, to test a codec it never saw.")
     df = all_df[all_df["task"].astype(str) == task]
     summary = classification_summary(df)
     c1, c2 = st.columns(2)

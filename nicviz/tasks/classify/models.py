@@ -2,10 +2,11 @@
 
 * ``isic-effnet-lite0`` (built in): EfficientNet-Lite0 fine-tuned by nicviz on the
   cleaned ISIC 9-class training set (``nicviz/models/isic-effnet-lite0.pt`` + ``.json``).
-* ``isic-effnet-lite0-robust`` (built in): the same network fine-tuned on training images
-  replaced half of the time by compressed versions (JPEG, WebP, AVIF, JPEG 2000, the neural
-  minis), then mixed in weight space with the standard one (WiSE-FT);
-  ``isic-effnet-lite0-robust-no-avif`` the same without AVIF (JPEG XL and HEIF instead),
+* ``isic-effnet-lite0-robust`` (built in): the same network fine-tuned on every training
+  image beside a compressed version of it (JPEG, WebP, AVIF, JPEG 2000, the neural minis):
+  cross-entropy on the originals, a consistency loss between the two predictions and
+  distillation from the standard model; mixed in weight space with the standard one (WiSE-FT)
+  where the held-out split prefers it; ``isic-effnet-lite0-robust-no-avif`` the same without AVIF (JPEG XL and HEIF instead),
   to measure a codec the model never saw. See :mod:`nicviz.training.classifier` and
   :mod:`nicviz.training.interpolate`.
 * ``imagenet-effnet-lite0`` (built in): the ImageNet EfficientNet-Lite0 weights shipped
