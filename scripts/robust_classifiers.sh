@@ -4,7 +4,8 @@
 #   2. isic-effnet-lite0-robust: fine-tuned from the standard model, every image beside its
 #      reconstruction by a random codec at a random quality (JPEG, WebP, AVIF, JPEG 2000,
 #      both minis), cross-entropy on the originals + 12 x Jensen-Shannon consistency
-#      (AugMix-style); then mixed with the standard model in weight space (WiSE-FT,
+#      (AugMix-style) + 4 x KL from the standard model's prediction on the original
+#      (--distill 4); then mixed with the standard model in weight space (WiSE-FT,
 #      python -m nicviz.training.interpolate, alpha chosen on the held-out split)
 #   3. isic-effnet-lite0-robust-no-avif: without AVIF (a codec it never saw), with JPEG XL
 #      and HEIF in its place, the same consistency loss plus 1 x KL from the standard model's
@@ -12,7 +13,7 @@
 #   4. sweeps of all three classifiers on isic/test and isic_fullres/test, every codec
 # Usage: scripts/robust_classifiers.sh [steps...]   (default: bank robust no-avif test fullres)
 # Environment: THREADS (2), EPOCHS (4), LR (2e-4), CKPT_DIR (/tmp/nicviz-ckpt),
-#   ROBUST_MIX ("--consistency 12"), NO_AVIF_MIX ("--consistency 12 --distill 1"): how each model
+#   ROBUST_MIX ("--consistency 12 --distill 4"), NO_AVIF_MIX ("--consistency 12 --distill 1"): how each model
 #   meets compressed images (--consistency W: every image beside a compressed twin, W x
 #   Jensen-Shannon; --compress-prob P: an image swapped for a reconstruction with probability P;
 #   --distill D: D x KL(standard model on the original || model) on every view),
@@ -23,7 +24,7 @@ PY=${PY:-.venv/bin/python}
 THREADS=${THREADS:-2}
 EPOCHS=${EPOCHS:-4}
 LR=${LR:-2e-4}
-ROBUST_MIX=${ROBUST_MIX:---consistency 12}
+ROBUST_MIX=${ROBUST_MIX:---consistency 12 --distill 4}
 NO_AVIF_MIX=${NO_AVIF_MIX:---consistency 12 --distill 1}
 CKPT_DIR=${CKPT_DIR:-/tmp/nicviz-ckpt}
 mkdir -p "$CKPT_DIR"
