@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = both[both.codec == anchor].groupby("quality").psnr.mean().agg(["min", "max"])
         mine = curve["psnr"]
         overlap = max(0.0, min(hi, mine.max()) - max(lo, mine.min())) / max(mine.max() - mine.min(), 1e-9)
+        if not np.isfinite(res.bd_rate):
+            print(f"BD-rate against {anchor}: n/a (no common PSNR range)")
+            continue
         print(f"BD-rate against {anchor}: {res.bd_rate:+.1f} % (overlap {100 * overlap:.0f} % of the mini's PSNR range)")
     ref = load_compressai_json(REFERENCE_DIR / "compressai-cheng2020-anchor_mse_cuda.json")["results"]
     for bpp in (0.12, 0.25, 0.5):
