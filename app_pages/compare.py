@@ -15,10 +15,10 @@ from nicviz.dashboard.widgets import (
     dataset_images,
     error_maps,
     load_upload,
-    neural_size_guard,
     png_later,
     quality_picker,
     sample_image,
+    size_guard,
 )
 from nicviz.datasets import BUILTIN_SAMPLES
 from nicviz.plots import zoom_crop, zoom_marker
@@ -66,7 +66,7 @@ codec_b, q_b = codec_picker("B", "b", "webp") if ab else (None, None)
 
 if rgb is None:
     st.stop()
-rgb = neural_size_guard(rgb, [codec_a, codec_b], "cmp_downscale")
+rgb = size_guard(rgb, [codec_a, codec_b], "cmp_downscale")
 if rgb is None:
     st.stop()
 

@@ -21,10 +21,11 @@ from nicviz.dashboard.widgets import (
     quality_picker,
     read_plate,
     results_meta,
+    size_guard,
 )
 from nicviz.plots import curve_figure
 from nicviz.results import dataset_folder, list_result_files, results_dir
-from nicviz.tasks.ocr.plates import cer, diff_html, read_labels
+from nicviz.tasks.ocr.plates import cer, diff_html, normalize, read_labels
 
 LEGEND = ('Legend: <span style="background:#d33;color:#fff">&nbsp;X&nbsp;</span> a character read wrong or '
           'added, <span style="background:#d33;color:#fff">&nbsp;&nbsp;</span> a character missing.')
@@ -125,14 +126,14 @@ if source == "a generated plate":
 else:
     up = d1.file_uploader("Plate photo (a crop of the plate reads best)", key="pl_upload")
     typed = st.text_input("The plate's text, if you know it (scores both readings against it)", key="pl_truth")
-    truth = typed.strip().upper() or None
+    truth = normalize(typed) or None
     if up is not None:
         rgb, err = load_upload(up.getvalue(), up.name)
 dcodec = d2.selectbox("Codec", codecs, index=codecs.index("jpeg") if "jpeg" in codecs else 0, key="pl_demo_codec")
 dq = quality_picker(dcodec, "Quality", "pl_demo_quality", d3, default_index=0)
 if err:
     st.error(err)
-elif rgb is not None:
+elif rgb is not None and (rgb := size_guard(rgb, [dcodec], "pl_downscale")) is not None:
     res, err = cached_evaluate(rgb, dcodec, dq)
     if err:
         st.error(err)
@@ -141,6 +142,9 @@ elif rgb is not None:
         text, conf = read_plate(res[1])
         # without a known text, the reading of the original is what the compressed one is held to
         target = truth if truth is not None else ref_text
+        if not target:
+            st.warning("OCR finds no plate text in the original photo, so there is nothing to compare the "
+                       "compressed reading with: try a tighter crop of the plate, or type the plate's text above.")
         a, b = st.columns(2)
         a.image(rgb, caption="original", width="stretch")
         b.image(res[1], caption=f"{dcodec} q{dq}: {res[0]['bpp']:.3f} bpp, PSNR {res[0]['psnr']:.1f} dB",
@@ -149,8 +153,11 @@ elif rgb is not None:
             a.markdown(f"read: {diff_html(truth, ref_text)} (CER {cer(ref_text, truth):.2f})", unsafe_allow_html=True)
         else:
             a.markdown(f"read: `{ref_text or '(nothing)'}`")
-        b.markdown(f"read: {diff_html(target, text)} (CER {cer(text, target):.2f}, confidence {conf:.2f})",
-                   unsafe_allow_html=True)
+        if target:
+            b.markdown(f"read: {diff_html(target, text)} (CER {cer(text, target):.2f}, confidence {conf:.2f})",
+                       unsafe_allow_html=True)
+        else:
+            b.markdown(f"read: `{text or '(nothing)'}`")
         if truth is None:
             st.caption("No plate text given: the compressed reading is compared with the original's; "
                        "red marks where they differ.")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
+import shutil
 import tempfile
 import time
 import uuid
@@ -11,19 +11,20 @@ import uuid
 import streamlit as st
 
 from nicviz.codecs import get_codec
-from nicviz.dashboard.widgets import available_codecs, dataset_choices
+from nicviz.dashboard.widgets import available_codecs, claim_results_name, dataset_choices, release_results_name
 from nicviz.datasets import dataset_from_uploads, resolve_dataset, write_builtin_samples
 from nicviz.errors import NicvizError
 from nicviz.executors import make_executor
 from nicviz.metrics import METRICS
 from nicviz.paths import allowed_folder, results_dir
+from nicviz.settings import dask_schedulers, max_neural_pixels, max_sweep_images
 from nicviz.specs import format_qualities, parse_qualities
 from nicviz.sweep import run_sweep
 from nicviz.tasks.classify.models import ISIC_MODELS, MODELS_DIR
 
 st.title("Run a sweep")
 
-MAX_IMAGES = int(os.environ.get("NICVIZ_MAX_SWEEP_IMAGES", "300"))
+MAX_IMAGES = max_sweep_images()
 session = st.session_state.setdefault("rs_session", uuid.uuid4().hex[:6])
 choices = {"built-in samples (scikit-image photographs)": "__samples__", **dataset_choices(),
            "my own images (upload)": "__upload__", "a folder under the data root": "__folder__"}
@@ -58,17 +59,28 @@ name = st.text_input("Name of the results file", value=f"my-sweep-{session}", ke
 out = results_dir() / "user" / f"{name}.csv"
 mine = st.session_state.setdefault("rs_written", set())
 add_to_existing = True
-if out.is_file() and name not in mine:
-    add_to_existing = st.checkbox(f"A results file named {name} exists (another session's?). Add this sweep's rows "
-                                  "to it", value=False, key="rs_add")
-where = st.radio("Run on", ["this machine", "a Dask cluster"], horizontal=True, key="rs_where",
-                 help="A Dask cluster spreads the images over its workers; the results come back here.")
-scheduler = ""
-if where == "a Dask cluster":
-    scheduler = st.text_input("Scheduler address (empty: start 2 local Dask workers)",
-                              placeholder="tcp://host:8786", key="rs_scheduler").strip()
+# every session of this server shares one process: a name another session holds or wrote is asked about
+if (out.is_file() or not claim_results_name(name, session, dry_run=True)) and name not in mine:
+    add_to_existing = st.checkbox(f"A results file named {name} exists or another session is writing it. Add this "
+                                  "sweep's rows to it", value=False, key="rs_add")
+# a Dask scheduler runs code as whoever connects (and sends pickles back): only clusters the
+# operator configured ($NICVIZ_DASK_SCHEDULERS) are offered, never an address typed here
+clusters = dask_schedulers()
+places = ["this machine", "local Dask workers (2 processes)", *(f"Dask cluster {n}" for n in clusters)]
+where = st.radio("Run on", places, horizontal=True, key="rs_where",
+                 help="Dask spreads the images over its workers; the results come back here. Clusters are "
+                      "offered only when this server's operator configured them ($NICVIZ_DASK_SCHEDULERS).")
+scheduler = clusters.get(where.removeprefix("Dask cluster "), "") if where.startswith("Dask cluster ") else ""
+ship = False
+if scheduler:
     ship = st.checkbox("Send the images with each task (workers cannot see this machine's folders)",
                        key="rs_ship")
+neural = [c for c in codecs if get_codec(c).family == "neural"]
+downscale = False
+if neural:
+    downscale = st.checkbox(f"Downscale images above {max_neural_pixels() / 1e6:.1f} megapixels (the limit for a "
+                            "neural codec on this server); unticked, such images are skipped", value=True,
+                            key="rs_downscale")
 
 
 run = st.button("Run", type="primary", key="rs_run")
@@ -76,6 +88,8 @@ if st.session_state.get("rs_cancel") and not run:  # the rerun that Cancel cause
     st.warning(f"Sweep cancelled. The rows computed so far are kept in {out.name}; Run again continues "
                "where it stopped.")
 if run:
+    upload_dir = None
+    claimed = False
     try:
         if not codecs:
             raise NicvizError("choose at least one codec")
@@ -91,17 +105,21 @@ if run:
         elif folder == "__upload__":
             if not uploads:
                 raise NicvizError("upload images (or a zip of them) first")
-            dataset = dataset_from_uploads([(u.name, u.getvalue()) for u in uploads],
-                                           tempfile.mkdtemp(prefix=f"nicviz-upload-{session}-"), MAX_IMAGES)
+            upload_dir = tempfile.mkdtemp(prefix=f"nicviz-upload-{session}-")
+            dataset = dataset_from_uploads([(u.name, u.getvalue()) for u in uploads], upload_dir, MAX_IMAGES)
         elif not folder:
             raise NicvizError("enter a folder under the data root")
         else:
-            dataset = resolve_dataset(str(allowed_folder(folder)))
+            dataset = resolve_dataset(str(allowed_folder(folder)), confined=True)
         dataset = dataset.sample(int(limit))
         if len(dataset.files) > MAX_IMAGES:
             raise NicvizError(f"this dataset has {len(dataset.files)} images; the dashboard runs at most {MAX_IMAGES} "
                               "(use `nicviz sweep` for larger ones, or set NICVIZ_MAX_SWEEP_IMAGES)")
-        bar = st.progress(0.0, text="starting...")
+        if not claim_results_name(name, session):
+            raise NicvizError(f"another session is writing {name} right now: wait for it, or choose another name")
+        claimed = True
+        bar = st.progress(0.0, text="starting local Dask workers (about 30 s)..." if where.startswith("local Dask")
+                          else f"connecting to {where}..." if scheduler else "starting...")
         # pressing Cancel reruns the page, which stops this run at its next progress update;
         # every finished row is already in the sweep's journal, so nothing is lost
         st.button("Cancel", key="rs_cancel", help="Stop the sweep; the rows done so far are kept.")
@@ -112,14 +130,27 @@ if run:
             eta = f", about {elapsed / done * (total - done):.0f} s left" if done else ""
             bar.progress(done / max(total, 1), text=f"{done} / {total} rows, {elapsed:.0f} s{eta}")
 
-        executor = make_executor("dask", 2, scheduler or None, ship) if where == "a Dask cluster" else None
+        executor = make_executor("dask", 2, scheduler or None, ship, from_env=False) if where != "this machine" \
+            else None
         summary = run_sweep(dataset, codecs, qualities, out, metrics=tuple(metrics), task=task, progress=False,
-                            on_progress=progress, command=["dashboard", "run-a-sweep", name], executor=executor)
+                            on_progress=progress, command=["dashboard", "run-a-sweep", name], executor=executor,
+                            pixel_limits={"neural": max_neural_pixels()}, downscale=downscale)
         bar.progress(1.0, text="done")
         mine.add(name)
-        st.success(f"{summary.rows} rows in {out} ({summary.computed} computed, {summary.skipped} already there, "
-                   f"{summary.wall_s:.1f} s). Open the Rate-distortion or Licence plates page to see them.")
+        if summary.rows:
+            st.success(f"{summary.rows} rows in results/user/{out.name} ({summary.computed} computed, "
+                       f"{summary.skipped} already there, {summary.wall_s:.1f} s). Open the Rate-distortion or "
+                       "Licence plates page to see them.")
+        else:
+            st.error("No row could be computed: every image failed (see below). Nothing was added to the results.")
         for e in summary.errors:
             st.warning(f"skipped: {e['error']}")
     except (NicvizError, FileNotFoundError) as exc:
-        st.error(str(exc))
+        st.error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except OSError as exc:  # disk full, a folder gone: one line, no server path
+        st.error(f"the sweep stopped: {exc.strerror or type(exc).__name__}; the rows computed so far are kept")
+    finally:
+        if upload_dir is not None:
+            shutil.rmtree(upload_dir, ignore_errors=True)
+        if claimed:
+            release_results_name(name, session)

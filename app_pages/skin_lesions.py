@@ -18,11 +18,11 @@ from nicviz.dashboard.widgets import (
     classifier,
     classify,
     load_upload,
-    neural_size_guard,
     quality_picker,
     result_frames,
     results_meta,
     side_by_side,
+    size_guard,
 )
 from nicviz.plots import classifiers_figure, curve_figure
 from nicviz.results import dataset_folder, results_dir
@@ -203,7 +203,7 @@ elif up is not None:
         u1, u2 = st.columns(2)
         ucodec = u1.selectbox("Codec", codecs, index=codecs.index("jpeg") if "jpeg" in codecs else 0, key="sk_ucodec")
         uq = quality_picker(ucodec, "Quality", "sk_uq", u2, default_index=1)
-        rgb = neural_size_guard(rgb, [ucodec], "sk_downscale")
+        rgb = size_guard(rgb, [ucodec], "sk_downscale")
         res, err = cached_evaluate(rgb, ucodec, uq) if rgb is not None else (None, None)
         if err:
             st.error(err)

@@ -81,8 +81,9 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
-def resolve_dataset(spec: str, data: str | os.PathLike | None = None) -> Dataset:
-    """A known dataset name (see :data:`KNOWN_DATASETS`) or a folder path."""
+def resolve_dataset(spec: str, data: str | os.PathLike | None = None, confined: bool = False) -> Dataset:
+    """A known dataset name (see :data:`KNOWN_DATASETS`) or a folder path; ``confined`` (a
+    folder a dashboard user chose) leaves out files and links that resolve outside it."""
     if spec in KNOWN_DATASETS:
         root = data_root(data)
         if root is None:
@@ -96,11 +97,22 @@ def resolve_dataset(spec: str, data: str | os.PathLike | None = None) -> Dataset
     if not folder.is_dir():
         raise DatasetError(f"{folder}: no such dataset folder")
     files = list_images(folder)
+    if confined:
+        real = folder.resolve()
+        files = [p for p in files if _inside(p, real)]
     if not files:
         raise DatasetError(f"{folder}: no image files found")
     unsupported = tuple(sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in UNSUPPORTED_SUFFIXES
                                and not any(part.startswith(".") for part in p.relative_to(folder).parts)))
     return Dataset(name=name, root=folder, files=tuple(files), unsupported=unsupported)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root)
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
 
 
 #: Photographs shipped inside scikit-image, usable with no data folder.
@@ -152,35 +164,44 @@ def dataset_from_uploads(files: list[tuple[str, bytes]], folder: str | os.PathLi
         if not parts or any(p == ".." or p.startswith(".") for p in parts):
             return None
         parts = [re.sub(r"[^A-Za-z0-9._ -]", "_", p)[:120] for p in parts]
+        if len(parts) > 8 or sum(len(p) + 1 for p in parts) > 400:
+            return None  # deeper or longer than any real dataset layout
         return Path(*parts) if Path(parts[-1]).suffix.lower() in IMAGE_SUFFIXES else None
 
-    def add(name: str, data: bytes) -> None:
+    def add(rel: Path, data: bytes, shown: str) -> None:
         nonlocal count, total
-        rel = safe(name)
-        if rel is None:
-            return
         count, total = count + 1, total + len(data)
         if count > max_files:
             raise DatasetError(f"more than {max_files} images uploaded; use the command line for larger sweeps")
         if total > max_bytes:
             raise DatasetError(f"the upload is larger than {max_bytes >> 20} MB")
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        (out / rel).write_bytes(data)
+        target = out / rel
+        try:
+            if target.exists() or any((out / Path(*rel.parts[:i])).is_file() for i in range(1, len(rel.parts))):
+                raise FileExistsError
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        except OSError:  # a file and a folder of one name, a path too long: the user's name only
+            raise DatasetError(f"{shown}: cannot be unpacked (two members share a name, a file and a folder "
+                               "share a name, or the path is too long)") from None
 
     for name, data in files:
         if name.lower().endswith(".zip"):
             try:
                 with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                    for info in zf.infolist():
-                        if info.is_dir():
-                            continue
-                        if info.file_size > max_bytes - total:
-                            raise DatasetError(f"{name}: the archive unpacks to more than {max_bytes >> 20} MB")
-                        add(info.filename, zf.read(info))
-            except zipfile.BadZipFile:
+                    members = [(info, safe(info.filename)) for info in zf.infolist() if not info.is_dir()]
+                    members = [(info, rel) for info, rel in members if rel is not None]  # images only: never inflated
+                    unpacked = sum(info.file_size for info, _ in members)
+                    if unpacked > max_bytes - total:
+                        raise DatasetError(f"{name}: the archive unpacks to more than {max_bytes >> 20} MB")
+                    for info, rel in members:
+                        add(rel, zf.read(info), f"{name}: {info.filename[:80]}")
+            except (zipfile.BadZipFile, NotImplementedError, EOFError, OSError):
                 raise DatasetError(f"{name}: not a readable zip archive") from None
         else:
-            add(name, data)
+            rel = safe(name)
+            if rel is not None:
+                add(rel, data, name[:80])
     if count == 0:
         raise DatasetError("no image files among the uploads (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ", or a zip of them)")
     return resolve_dataset(str(out))

@@ -111,8 +111,11 @@ class DaskExecutor:
     """
 
     def __init__(self, address: str | None = None, workers: int = 2, ship_images: bool = False,
-                 timeout_s: float = 15.0) -> None:
-        self.address = address or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+                 timeout_s: float = 15.0, from_env: bool = True) -> None:
+        from nicviz.settings import check_scheduler_address
+
+        address = address or (os.environ.get("DASK_SCHEDULER_ADDRESS") if from_env else None) or None
+        self.address = check_scheduler_address(address) if address else None
         self.workers = max(1, int(workers))
         self.ship_images = ship_images
         self.timeout_s = timeout_s
@@ -125,10 +128,11 @@ class DaskExecutor:
             raise NicvizError(f"--executor dask needs the 'distributed' package ({exc})") from None
         if self.address:
             try:
-                return Client(self.address, timeout=f"{self.timeout_s}s"), None
-            except (OSError, TimeoutError) as exc:
+                return _connect(Client, self.address, self.timeout_s), None
+            except Exception as exc:  # noqa: BLE001 - anything a wrong peer causes is one line
+                first = str(exc).splitlines()[0][:200] if str(exc) else "no answer"
                 raise NicvizError(f"cannot reach the Dask scheduler at {self.address} "
-                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'timeout'})") from None
+                                  f"({type(exc).__name__}: {first})") from None
         cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                death_timeout="20s", silence_logs=logging.ERROR)
         return Client(cluster), cluster
@@ -170,11 +174,28 @@ class DaskExecutor:
                 cluster.close()
 
 
+def _connect(client_cls, address: str, timeout_s: float):
+    """A Dask client within ``timeout_s`` in all: a peer that accepts the connection but
+    never speaks Dask's protocol (an HTTP server) is given up on, not waited for."""
+    import concurrent.futures as cf
+
+    pool = cf.ThreadPoolExecutor(1)
+    fut = pool.submit(client_cls, address, timeout=f"{timeout_s}s")
+    try:
+        return fut.result(timeout_s + 5)
+    except cf.TimeoutError:
+        fut.add_done_callback(lambda f: f.exception() is None and f.result().close())
+        raise TimeoutError(f"no Dask handshake within {timeout_s + 5:.0f} s") from None
+    finally:
+        pool.shutdown(wait=False)
+
+
 def make_executor(kind: str = "local", jobs: int = 1, scheduler: str | None = None,
-                  ship_images: bool = False) -> Executor:
-    """``local`` (this process for ``jobs`` = 1, else worker processes) or ``dask``."""
+                  ship_images: bool = False, from_env: bool = True) -> Executor:
+    """``local`` (this process for ``jobs`` = 1, else worker processes) or ``dask``
+    (``from_env``: ``$DASK_SCHEDULER_ADDRESS`` when no ``scheduler`` is given)."""
     if kind == "dask":
-        return DaskExecutor(scheduler, workers=max(1, jobs), ship_images=ship_images)
+        return DaskExecutor(scheduler, workers=max(1, jobs), ship_images=ship_images, from_env=from_env)
     if kind != "local":
         raise NicvizError(f"unknown executor {kind!r}; choose local or dask")
     if jobs < 1:

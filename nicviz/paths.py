@@ -56,14 +56,39 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over
     ``path``: readers see the old file or the new one, never half of one."""
     path = Path(path)
+    _refuse_special(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
         write(tmp)
+        with open(tmp, "rb+") as fh:  # on disk before it replaces the old file (a crash keeps one of them)
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a folder
     return path
+
+
+def _refuse_special(path: Path) -> None:
+    """A device, pipe or socket at ``path`` is never replaced by a file (``--save-recon /dev/full``)."""
+    import stat
+
+    from nicviz.errors import NicvizError
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise NicvizError(f"{path}: not a regular file (a folder, device or pipe); give a file name")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -82,6 +107,7 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
     p = Path(path)
     if p.is_dir():
         raise NicvizError(f"{p}: the {what} names a directory; give a file name")
+    _refuse_special(p)
     if p.exists() and not os.access(p, os.W_OK):
         raise NicvizError(f"{p}: the {what} is not writable")
     parent = p.parent
@@ -93,21 +119,44 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
 
 
 class FileLock:
-    """One writer per file: ``<path>.lock`` holds the writer's process id. A second
-    writer gets a one-line :class:`~nicviz.errors.NicvizError` naming that process; a
-    lock left by a process that no longer exists is taken over."""
+    """One writer per file: ``<path>.lock`` holds the writer's process id and start time.
+    A second writer gets a one-line :class:`~nicviz.errors.NicvizError` naming that
+    process; a lock left by a process that no longer exists (or whose id a new process
+    reuses) is taken over. Within one process (the dashboard's sessions share one) an
+    in-process registry refuses a second writer the same way."""
+
+    _held: set[str] = set()
+    _guard = __import__("threading").Lock()
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.lock = Path(str(path) + ".lock")
+        self.key = str(Path(os.path.abspath(self.lock)))
         self.held = False
 
-    def _owner(self) -> int | None:
+    def _owner(self) -> tuple[int, float | None] | None:
         try:
-            return int(self.lock.read_text().split()[0])
+            parts = self.lock.read_text().split()
+            return int(parts[0]), (float(parts[1]) if len(parts) > 1 else None)
         except (OSError, ValueError, IndexError):
             return None
 
     def acquire(self) -> None:
+        from nicviz.errors import NicvizError
+
+        target = str(self.lock)[: -len(".lock")]
+        with FileLock._guard:
+            if self.key in FileLock._held:
+                raise NicvizError(f"{Path(target).name} is in use by another sweep of this process (another "
+                                  "dashboard session?); wait for it to finish or choose another output")
+            FileLock._held.add(self.key)
+        try:
+            self._acquire_file(target)
+        except BaseException:
+            with FileLock._guard:
+                FileLock._held.discard(self.key)
+            raise
+
+    def _acquire_file(self, target: str) -> None:
         from nicviz.errors import NicvizError
 
         self.lock.parent.mkdir(parents=True, exist_ok=True)
@@ -115,15 +164,14 @@ class FileLock:
             try:
                 fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                pid = self._owner()
-                if pid is not None and pid != os.getpid() and _alive(pid):
-                    target = str(self.lock)[: -len(".lock")]
-                    raise NicvizError(f"{target} is in use by process {pid} (another sweep is writing it); "
+                owner = self._owner()
+                if owner is not None and owner[0] != os.getpid() and _alive(*owner):
+                    raise NicvizError(f"{target} is in use by process {owner[0]} (another sweep is writing it); "
                                       "wait for it to finish or choose another output") from None
                 self.lock.unlink(missing_ok=True)  # stale: its writer is gone
                 continue
             with os.fdopen(fd, "w") as fh:
-                fh.write(f"{os.getpid()}\n")
+                fh.write(f"{os.getpid()} {_start_time(os.getpid())}\n")
             self.held = True
             return
         raise NicvizError(f"{self.lock}: cannot take the lock")
@@ -132,6 +180,8 @@ class FileLock:
         if self.held:
             self.lock.unlink(missing_ok=True)
             self.held = False
+            with FileLock._guard:
+                FileLock._held.discard(self.key)
 
     def __enter__(self) -> FileLock:
         self.acquire()
@@ -141,13 +191,27 @@ class FileLock:
         self.release()
 
 
-def _alive(pid: int) -> bool:
+def _start_time(pid: int) -> float:
+    """When process ``pid`` started (0.0 when unknown): with the id it names one process."""
+    try:
+        import psutil
+
+        return round(psutil.Process(pid).create_time(), 2)
+    except Exception:  # noqa: BLE001 - psutil missing or the process gone
+        return 0.0
+
+
+def _alive(pid: int, started: float | None = None) -> bool:
+    """Whether the process that wrote a lock still runs (an id reused by a newer process does not count)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    if started:  # 0.0 or missing (an older lock): the id alone decides
+        now = _start_time(pid)
+        return not now or abs(now - started) < 1.0
     return True
 
 

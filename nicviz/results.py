@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import sys
@@ -28,10 +29,13 @@ __all__ = [
     "COLUMNS",
     "read_results",
     "complete_rows",
+    "integer_columns",
+    "INT_COLUMNS",
     "write_results",
     "meta_path",
     "errors_path",
     "run_metadata",
+    "write_csv_atomic",
     "write_json_atomic",
     "list_result_files",
 ]
@@ -82,12 +86,58 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
-def complete_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows a resumed sweep may keep: key, rate and rate mode present and ``bpp``
-    a number (a row cut by a torn write has them missing). The rest is recomputed."""
-    need = [c for c in (*KEY, "bytes", "bpp", "rate_mode") if c in df.columns]
-    ok = df[need].notna().all(axis=1) & pd.to_numeric(df["bpp"], errors="coerce").notna()
+#: columns that hold whole numbers (kept integer through every resume)
+INT_COLUMNS = ("width", "height", "bytes")
+#: metrics an image may be too small for (``nan`` allowed when its smaller side is at most 160 px)
+_SIZE_LIMITED = ("ssim", "ms_ssim", "vif")
+
+
+def complete_rows(df: pd.DataFrame, metrics: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The rows a resumed sweep may keep; the rest is recomputed. A row is kept when every
+    expected column is present and parseable: the key, whole positive ``width``/``height``
+    and a whole ``bytes``, finite ``bpp`` and timings, ``rate_mode`` one of its values, and
+    each metric of ``metrics`` finite (``inf`` for PSNR of identical images; ``nan`` only
+    where the image is too small for it)."""
+    from nicviz.codecs.base import RATE_MODES
+
+    need = [*KEY, *INT_COLUMNS, "bpp", "encode_s", "decode_s", "metrics_s", "rate_mode"]
+    if any(c not in df.columns for c in [*need, *metrics]) or df.empty:
+        return df.iloc[:0]
+    ok = df[list(KEY)].notna().all(axis=1)
+    num = {c: pd.to_numeric(df[c], errors="coerce") for c in ("quality", *INT_COLUMNS, "bpp", "encode_s",
+                                                              "decode_s", "metrics_s", *metrics)}
+    ok &= num["quality"].map(math.isfinite, na_action="ignore").fillna(False).astype(bool)
+    for c in INT_COLUMNS:
+        v = num[c]
+        ok &= v.notna() & (v >= (0 if c == "bytes" else 1)) & (v == v.round())
+    for c in ("bpp", "encode_s", "decode_s", "metrics_s"):
+        v = num[c]
+        ok &= v.notna() & (v >= 0) & (v < float("inf"))
+    ok &= df["rate_mode"].isin(RATE_MODES)
+    small = pd.concat([num["width"], num["height"]], axis=1).min(axis=1) <= 160
+    for c in metrics:
+        v = num[c]
+        finite = v.notna() & (v.abs() < float("inf"))
+        if c == "psnr":
+            finite |= v == float("inf")
+        if c in _SIZE_LIMITED:
+            finite |= v.isna() & small
+        ok &= finite
     return df[ok]
+
+
+def integer_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """``width``, ``height`` and ``bytes`` as integers (and a whole-number ``quality``), as a
+    sweep that never stopped writes them."""
+    df = df.copy()
+    for c in INT_COLUMNS:
+        if c in df.columns and df[c].notna().all():
+            df[c] = pd.to_numeric(df[c]).astype("int64")
+    if "quality" in df.columns and not df.empty:
+        q = pd.to_numeric(df["quality"], errors="coerce")
+        if q.notna().all() and (q == q.round()).all():
+            df["quality"] = q.astype("int64")
+    return df
 
 
 def write_results(df: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -101,6 +151,10 @@ def write_results(df: pd.DataFrame, path: str | os.PathLike) -> None:
         atomic_write(p, lambda tmp: df.to_parquet(tmp, index=False))
     else:
         atomic_write(p, lambda tmp: df.to_csv(tmp, index=False))
+
+
+def write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
+    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
 def write_json_atomic(obj: object, path: Path) -> None:

@@ -11,7 +11,10 @@ Every problem is a :class:`SpecError`: one line naming the bad part.
 
 from __future__ import annotations
 
+import math
+
 from nicviz.errors import NicvizError
+from nicviz.settings import MAX_QUALITIES
 
 __all__ = ["SpecError", "split_list", "parse_numbers", "parse_qualities", "parse_metrics", "parse_task",
            "format_qualities"]
@@ -33,6 +36,8 @@ def _number(text: str, what: str) -> int | float:
         v = float(text)
     except ValueError:
         raise SpecError(f"{what}: {text!r} is not a number") from None
+    if not math.isfinite(v) or abs(v) > 1e9:
+        raise SpecError(f"{what}: {text!r} is not a usable number")
     return int(v) if v == int(v) else v
 
 
@@ -49,10 +54,15 @@ def parse_numbers(text: str, what: str = "quality") -> list[int | float]:
                 raise SpecError(f"{what}: {part!r} needs a positive step")
             if stop < start:
                 raise SpecError(f"{what}: {part!r} ends before it starts")
-            n = int((stop - start) / step + 1e-9)
+            span = (stop - start) / step
+            if not span < MAX_QUALITIES:  # counted, never expanded, before the check (NaN and inf refused too)
+                raise SpecError(f"{what}: {part!r} gives more than {MAX_QUALITIES} values")
+            n = int(span + 1e-9)
             out.extend(_number(repr(round(start + i * step, 6)), what) for i in range(n + 1))
         else:
             out.append(_number(part, what))
+        if len(out) > MAX_QUALITIES:
+            raise SpecError(f"{what}: more than {MAX_QUALITIES} values")
     return out
 
 

@@ -14,7 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -32,10 +32,12 @@ from nicviz.results import (
     KEY,
     complete_rows,
     errors_path,
+    integer_columns,
     meta_path,
     portable_root,
     read_results,
     run_metadata,
+    write_csv_atomic,
     write_json_atomic,
     write_results,
 )
@@ -58,6 +60,10 @@ class Task:
     also: tuple[str, ...] = ()
     #: the image file's bytes, for workers that cannot read ``root`` (``--ship-images``)
     data: bytes | None = field(default=None, repr=False)
+    #: ``(codec family, pixels)``: the most pixels a family's codecs may get (a shared server's budget)
+    pixel_limits: tuple[tuple[str, int], ...] = ()
+    #: images above a limit are downscaled to it (else recorded as an error for that codec)
+    downscale: bool = False
 
 
 @dataclass
@@ -91,9 +97,11 @@ def run_task(task: Task) -> list[dict]:
             return [{"error": {"image": task.image, "codec": None, "quality": None,
                                "error": f"{task.image}: {name} failed on the original ({exc})"}}]
     out: list[dict] = []
+    limits = dict(task.pixel_limits)
     for codec, q in task.pairs:
         try:
-            ev = evaluate(rgb, codec, q, task.metrics)
+            ev = evaluate(_within(rgb, limits.get(get_codec(codec).family), task.downscale, task.image), codec, q,
+                          task.metrics)
             rows = [{"dataset": task.dataset, "image": task.image, "task": name, **ev.row,
                      **runner.compare(ev.reconstruction, task.label, ref)} for name, runner, ref in runners]
         except NicvizError as exc:
@@ -102,6 +110,21 @@ def run_task(task: Task) -> list[dict]:
             continue
         out.extend(rows or [{"dataset": task.dataset, "image": task.image, "task": task.task, **ev.row}])
     return out
+
+
+def _within(rgb, limit: int | None, downscale: bool, image: str):
+    """``rgb`` within ``limit`` pixels: as it is, downscaled (Lanczos), or a one-line error."""
+    h, w = rgb.shape[:2]
+    if limit is None or h * w <= limit:
+        return rgb
+    if not downscale:
+        raise NicvizError(f"{w} x {h} is more than this server's limit of {limit:,} pixels for this codec")
+    import numpy as np
+    from PIL import Image
+
+    scale = (limit / (h * w)) ** 0.5
+    return np.asarray(Image.fromarray(rgb).resize((max(1, int(w * scale)), max(1, int(h * scale))),
+                                                  Image.Resampling.LANCZOS))
 
 
 def _run_indexed(item: tuple[int, Task]) -> tuple[int, list[dict]]:
@@ -129,9 +152,14 @@ def _read_journal(path: Path) -> tuple[list[dict], list[dict]]:
                 break  # torn write from an interrupted run
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue
-            (errors if "error" in rec else rows).append(rec.get("error", rec))
+            if not isinstance(rec, dict):
+                continue  # valid JSON of another shape (null, a list): not ours
+            if isinstance(rec.get("error"), dict):
+                errors.append(rec["error"])
+            elif all(k in rec for k in KEY):
+                rows.append(rec)
     return rows, errors
 
 
@@ -141,16 +169,43 @@ def _key(row: dict) -> tuple:
             str(row["task"]))
 
 
-def _existing_rows(out: Path) -> dict[tuple, dict]:
+def _read_untorn(out: Path) -> pd.DataFrame:
+    """The results file without a row cut by a torn write: a CSV that does not end in a
+    newline loses its last, partial line (a value cut short still parses as a number)."""
+    if out.suffix.lower() != ".csv":
+        return read_results(out)
+    import io
+
+    data = out.read_bytes()
+    untouched = f"{out}: cannot be read as a results file (its columns are not a sweep's); it was left untouched"
+    if b"\n" not in data:  # at most a header cut short: keep nothing, but only if it is one
+        head, full = data.decode("ascii", "replace"), ",".join(COLUMNS)
+        if full.startswith(head) or head.startswith(full):
+            return pd.DataFrame(columns=list(COLUMNS))
+        raise NicvizError(untouched)
+    if not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+    try:
+        df = pd.read_csv(io.BytesIO(data), keep_default_na=True, float_precision="round_trip")
+    except (ValueError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise NicvizError(f"{out}: cannot be read as a results file ({first}); it was left untouched") from None
+    if not {"codec", "quality", "bpp"} <= set(df.columns):
+        raise NicvizError(untouched)
+    return df
+
+
+def _existing_rows(out: Path, metrics: tuple[str, ...] = ()) -> dict[tuple, dict]:
+    """Rows already done, from the results file and the journal; a row that fails
+    :func:`~nicviz.results.complete_rows` (torn, cut short, a wrong value) is left to recompute."""
     found: dict[tuple, dict] = {}
     if out.is_file():
-        df = complete_rows(read_results(out))
-        if all(k in df.columns for k in KEY):
-            for rec in df.to_dict("records"):
-                found[_key(rec)] = rec
+        for rec in complete_rows(_read_untorn(out), metrics).to_dict("records"):
+            found[_key(rec)] = rec
     journal_rows, _ = _read_journal(_journal_path(out))
-    for rec in journal_rows:
-        found[_key(rec)] = rec
+    if journal_rows:
+        for rec in complete_rows(pd.DataFrame(journal_rows), metrics).to_dict("records"):
+            found[_key(rec)] = rec
     return found
 
 
@@ -189,17 +244,28 @@ def _frame(rows: Iterable[dict]) -> pd.DataFrame:
     df = pd.DataFrame(list(rows))
     if df.empty:
         return pd.DataFrame(columns=list(COLUMNS))
-    return df.sort_values(list(KEY)).reset_index(drop=True)
+    return integer_columns(df.sort_values(list(KEY)).reset_index(drop=True))
+
+
+def _write_errors(errors: list[dict], out: Path) -> None:
+    err_file = errors_path(out)
+    if errors:
+        write_csv_atomic(pd.DataFrame(errors).drop_duplicates(), err_file)
+    elif err_file.exists():
+        err_file.unlink()
 
 
 def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int]], out: str | os.PathLike,
               metrics: tuple[str, ...] = METRICS, jobs: int = 1, executor: Executor | None = None,
               progress: bool = True, command: list[str] | None = None, flush_every_s: float = 30.0,
-              task: str | Sequence[str] = "rd", on_progress: Callable[[int, int], None] | None = None) -> SweepSummary:
+              task: str | Sequence[str] = "rd", on_progress: Callable[[int, int], None] | None = None,
+              pixel_limits: dict[str, int] | None = None, downscale: bool = False) -> SweepSummary:
     """Run (or resume) a sweep and write ``out`` plus its metadata and errors files.
 
     ``on_progress(done_rows, total_rows)`` is called after each finished task (the
     dashboard's progress bar); ``progress`` shows a terminal bar with ETA.
+    ``pixel_limits`` (``{codec family: pixels}``, a shared server's budget) downscales
+    larger images with ``downscale``, else records them as errors for those codecs.
     """
     out = Path(out)
     for name in codecs:
@@ -218,8 +284,10 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
     lock.acquire()
     try:
         t_start = time.perf_counter()
-        found = _existing_rows(out)
+        found = _existing_rows(out, tuple(metrics))
         tasks = plan_tasks(dataset, codecs, qualities, metrics, found.keys(), task, labels)
+        if pixel_limits:
+            tasks = [replace(t, pixel_limits=tuple(sorted(pixel_limits.items())), downscale=downscale) for t in tasks]
         total_rows = sum(len(t.pairs) for t in tasks)
         skipped = len(found)
         executor = executor or make_executor("local", jobs)
@@ -258,11 +326,16 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
                     bar.update(len(task_.pairs))
                 if on_progress is not None:
                     on_progress(done_rows, total_rows)
-                if time.monotonic() - last_flush > flush_every_s:
+                if found and time.monotonic() - last_flush > flush_every_s:
                     write_results(_frame(found.values()), out)
                     last_flush = time.monotonic()
         if bar is not None:
             bar.close()
+        if not found:  # every input failed: no empty results file for the pages to trip on
+            _write_errors(errors, out)
+            journal.unlink(missing_ok=True)
+            return SweepSummary(out=out, rows=0, computed=0, skipped=skipped, errors=errors,
+                                wall_s=time.perf_counter() - t_start)
         write_results(_frame(found.values()), out)
         wall = time.perf_counter() - t_start
         root, root_base = portable_root(dataset.root)
@@ -281,11 +354,7 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
         meta["runs"] = [*previous, {k: meta[k] for k in ("date", "command", "codecs", "qualities", "packages")}]
         meta["codecs"] = sorted({str(r["codec"]) for r in found.values()})
         write_json_atomic(meta, meta_path(out))
-        err_file = errors_path(out)
-        if errors:
-            pd.DataFrame(errors).drop_duplicates().to_csv(err_file, index=False)
-        elif err_file.exists():
-            err_file.unlink()
+        _write_errors(errors, out)
         journal.unlink(missing_ok=True)
         return SweepSummary(out=out, rows=len(found), computed=computed, skipped=skipped, errors=errors, wall_s=wall)
     finally:

@@ -20,12 +20,15 @@ __all__ = [
     "list_codecs",
     "RATE_BITSTREAM",
     "RATE_ESTIMATED",
+    "RATE_MODES",
 ]
 
 #: ``rate_mode`` of rows whose bytes are a real, decodable bitstream.
 RATE_BITSTREAM = "bitstream"
 #: ``rate_mode`` of rows whose bits come from model likelihoods (no bitstream).
 RATE_ESTIMATED = "estimated"
+#: every ``rate_mode`` a result row may hold
+RATE_MODES = (RATE_BITSTREAM, RATE_ESTIMATED)
 
 
 class CodecError(NicvizError):

@@ -6,6 +6,8 @@ Errors come back as messages (``(value, error)`` pairs) so a page can show them 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import streamlit as st
 
@@ -14,14 +16,40 @@ from nicviz.datasets import KNOWN_DATASETS, DatasetError, builtin_sample, data_r
 from nicviz.errors import NicvizError
 from nicviz.evaluate import evaluate
 from nicviz.images import ImageError, load_image, to_png_bytes
+from nicviz.settings import max_neural_pixels, max_pixels
 
-__all__ = ["ci_text", "bd_classifier_tables", "bd_codec_table", "plate_gallery", "neural_size_guard", "MAX_NEURAL_PIXELS", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+__all__ = ["ci_text", "bd_classifier_tables", "bd_codec_table", "plate_gallery", "neural_size_guard", "size_guard", "MAX_NEURAL_PIXELS", "MAX_PIXELS",
+           "claim_results_name", "release_results_name", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
            "load_upload", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
            "classifier", "classify"]
 
 
 #: pixels a neural codec gets on a shared dashboard before it offers a downscale
-MAX_NEURAL_PIXELS = int(__import__("os").environ.get("NICVIZ_MAX_NEURAL_PIXELS", str(1_000_000)))
+MAX_NEURAL_PIXELS = max_neural_pixels()
+#: pixels a classical codec gets (a 12 MP image costs gigabytes per quality change)
+MAX_PIXELS = max_pixels()
+
+#: results names being written, by session: every browser session of a server shares this process
+_CLAIMS: dict[str, str] = {}
+_CLAIMS_LOCK = threading.Lock()
+
+
+def claim_results_name(name: str, session: str, dry_run: bool = False) -> bool:
+    """Take ``name`` for ``session`` (``False`` when another session of this server holds it);
+    with ``dry_run`` only say whether it could be taken."""
+    with _CLAIMS_LOCK:
+        holder = _CLAIMS.get(name)
+        if holder not in (None, session):
+            return False
+        if not dry_run:
+            _CLAIMS[name] = session
+        return True
+
+
+def release_results_name(name: str, session: str) -> None:
+    with _CLAIMS_LOCK:
+        if _CLAIMS.get(name) == session:
+            del _CLAIMS[name]
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -120,23 +148,36 @@ def dataset_image(folder: str, image: str) -> tuple[np.ndarray | None, str | Non
         return None, str(exc)
 
 
-def neural_size_guard(rgb: np.ndarray, codecs: list[str], key: str) -> np.ndarray | None:
-    """``rgb`` as the neural codecs among ``codecs`` may take it: unchanged when small
-    enough (``NICVIZ_MAX_NEURAL_PIXELS``), else downscaled when the user agrees, else
-    ``None`` with a message (a 2048 x 2048 image takes minutes and gigabytes on a CPU)."""
+def pixel_limit(codecs: list[str]) -> int:
+    """The pixels an image may have on this server for ``codecs`` (the smallest limit of their families)."""
+    families = {get_codec(c).family for c in codecs if c}
+    return MAX_NEURAL_PIXELS if "neural" in families else MAX_PIXELS
+
+
+def size_guard(rgb: np.ndarray, codecs: list[str], key: str) -> np.ndarray | None:
+    """``rgb`` as ``codecs`` may take it on a shared server: unchanged when small enough
+    (``NICVIZ_MAX_PIXELS``; ``NICVIZ_MAX_NEURAL_PIXELS`` for a neural codec), else downscaled
+    when the user agrees, else ``None`` with a message (a 12 MP image costs gigabytes per
+    change with a classical codec, minutes with a neural one)."""
     h, w = rgb.shape[:2]
-    if h * w <= MAX_NEURAL_PIXELS or not any(get_codec(c).family == "neural" for c in codecs if c):
+    limit = pixel_limit(codecs)
+    if h * w <= limit:
         return rgb
-    scale = (MAX_NEURAL_PIXELS / (h * w)) ** 0.5
+    scale = (limit / (h * w)) ** 0.5
     nh, nw = max(1, int(h * scale)), max(1, int(w * scale))
-    if st.checkbox(f"Downscale to {nw} x {nh} for the neural codec (this image has {w * h / 1e6:.1f} megapixels; "
-                   f"the limit here is {MAX_NEURAL_PIXELS / 1e6:.1f})", value=True, key=key):
+    family = "a neural codec" if limit == MAX_NEURAL_PIXELS and limit != MAX_PIXELS else "this server"
+    if st.checkbox(f"Downscale to {nw} x {nh} (this image has {w * h / 1e6:.1f} megapixels; the limit for "
+                   f"{family} is {limit / 1e6:.1f})", value=True, key=key):
         from PIL import Image
 
         return np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.LANCZOS))
-    st.error(f"This image is too large for a neural codec on this server ({w * h / 1e6:.1f} megapixels, limit "
-             f"{MAX_NEURAL_PIXELS / 1e6:.1f}): downscale it or pick a classical codec.")
+    st.error(f"This image is too large for {family} ({w * h / 1e6:.1f} megapixels, limit {limit / 1e6:.1f}): "
+             "downscale it" + (" or pick a classical codec." if limit == MAX_NEURAL_PIXELS else "."))
     return None
+
+
+#: the earlier name of :func:`size_guard`
+neural_size_guard = size_guard
 
 
 def load_upload(data: bytes, name: str) -> tuple[np.ndarray | None, str | None]:

@@ -97,11 +97,17 @@ def read_labels(folder: Path) -> dict[str, str]:
     """``labels.csv`` (``file,text``) from ``folder`` or its parent: file name -> text."""
     for cand in (folder / "labels.csv", folder.parent / "labels.csv"):
         if cand.is_file():
-            with cand.open(newline="", encoding="utf-8") as fh:
-                reader = csv.DictReader(fh)
-                if not reader.fieldnames or not {"file", "text"} <= set(reader.fieldnames):
-                    raise NicvizError(f"{cand}: needs the columns file,text")
-                return {row["file"]: normalize(row["text"]) for row in reader}
+            try:
+                with cand.open(newline="", encoding="utf-8") as fh:
+                    reader = csv.DictReader(fh)
+                    if not reader.fieldnames or not {"file", "text"} <= set(reader.fieldnames):
+                        raise NicvizError(f"{cand.name}: needs the columns file,text")
+                    return {str(row["file"]): normalize(row["text"] or "") for row in reader if row.get("file")}
+            except UnicodeDecodeError:
+                raise NicvizError(f"{cand.name}: not UTF-8 text (save it as UTF-8 CSV with the columns file,text)") \
+                    from None
+            except csv.Error as exc:
+                raise NicvizError(f"{cand.name}: not a readable CSV file ({exc})") from None
     raise FileNotFoundError(f"no labels.csv (file,text) in {folder} or its parent")
 
 

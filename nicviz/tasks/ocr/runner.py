@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from nicviz.datasets import Dataset
+from nicviz.errors import NicvizError
 from nicviz.tasks.ocr.engines import get_engine
 from nicviz.tasks.ocr.plates import cer, exact, exact_o0, read_labels, select_plate
 
@@ -25,11 +27,20 @@ class PlateOcrTask:
     def labels(self, dataset: Dataset) -> dict[str, str]:
         by_file = read_labels(Path(dataset.root))
         out = {}
+        used = set()
         for path in dataset.files:
             image = dataset.image_id(path)
-            label = by_file.get(image, by_file.get(path.name))
+            key = image if image in by_file else path.name
+            label = by_file.get(key)
             if label:
                 out[image] = label
+                used.add(key)
+        missing = sorted(set(by_file) - used - {dataset.image_id(p) for p in dataset.files})
+        if missing and not out:
+            raise NicvizError(f"labels.csv names none of the images in {dataset.name} (first: {missing[0]!r})")
+        if missing:
+            print(f"nicviz: warning: labels.csv names {len(missing)} file(s) that are not in {dataset.name} "
+                  f"(first: {missing[0]!r}); they are left out", file=sys.stderr)
         return out
 
     def _score(self, rgb: np.ndarray, label: str | None) -> dict:

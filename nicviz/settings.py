@@ -1,0 +1,84 @@
+"""Settings a server operator chooses (``NICVIZ_*`` environment variables), read in one place.
+
+A dashboard served to a team treats what its users type as hostile; what they may reach
+is decided here, by whoever starts the server:
+
+- ``NICVIZ_DASK_SCHEDULERS``: the Dask clusters the dashboard offers (a comma or
+  whitespace separated list of ``name=tcp://host:port`` or ``tcp://host:port``); none set:
+  local Dask workers only. A Dask scheduler and its workers run code, and send pickled
+  results, as the user who connects: connect only to clusters you trust.
+- ``NICVIZ_MAX_SWEEP_IMAGES`` (300): images one dashboard sweep may take.
+- ``NICVIZ_MAX_PIXELS`` (4,000,000): pixels a classical codec gets on the dashboard before
+  it offers a downscale (``benchmarks/bench_app_memory.py`` measures the server's memory
+  per Compare change).
+- ``NICVIZ_MAX_NEURAL_PIXELS`` (1,000,000): the same for neural codecs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from nicviz.errors import NicvizError
+
+__all__ = ["SettingError", "dask_schedulers", "max_sweep_images", "max_pixels", "max_neural_pixels",
+           "MAX_QUALITIES", "check_scheduler_address"]
+
+#: qualities one range or list may expand to (checked by arithmetic before expanding)
+MAX_QUALITIES = 1000
+
+_ADDRESS = re.compile(r"(tcp|tls|ucx|inproc)://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}")
+
+
+class SettingError(NicvizError):
+    """An operator setting that cannot be used (raised when read, naming the variable)."""
+
+
+def _int(name: str, default: int, low: int = 1) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise SettingError(f"${name}={text!r} is not a number") from None
+    if value < low:
+        raise SettingError(f"${name} must be at least {low} (got {value})")
+    return value
+
+
+def max_sweep_images() -> int:
+    return _int("NICVIZ_MAX_SWEEP_IMAGES", 300)
+
+
+def max_pixels() -> int:
+    return _int("NICVIZ_MAX_PIXELS", 4_000_000)
+
+
+def max_neural_pixels() -> int:
+    return _int("NICVIZ_MAX_NEURAL_PIXELS", 1_000_000)
+
+
+def check_scheduler_address(address: str) -> str:
+    """``address`` if it looks like a Dask scheduler address (``tcp://host:port``), else a
+    one-line :class:`~nicviz.errors.NicvizError`."""
+    address = address.strip()
+    if not _ADDRESS.fullmatch(address) or not 0 < int(address.rsplit(":", 1)[1]) < 65536:
+        raise NicvizError(f"{address!r} is not a Dask scheduler address (expected tcp://host:port)")
+    return address
+
+
+def dask_schedulers() -> dict[str, str]:
+    """The clusters the operator configured (``NICVIZ_DASK_SCHEDULERS``): ``{name: address}``."""
+    out: dict[str, str] = {}
+    for item in re.split(r"[\s,]+", os.environ.get("NICVIZ_DASK_SCHEDULERS", "").strip()):
+        if not item:
+            continue
+        name, eq, address = item.partition("=")
+        if not eq:
+            name, address = item, item
+        try:
+            out[name] = check_scheduler_address(address)
+        except NicvizError as exc:
+            raise SettingError(f"$NICVIZ_DASK_SCHEDULERS: {exc}") from None
+    return out
