@@ -6,10 +6,11 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 
 from nicviz.errors import NicvizError
-from nicviz.paths import atomic_write_bytes, check_writable
+from nicviz.paths import atomic_write_bytes, atomic_write_text, check_writable
 from nicviz.specs import parse_metrics, parse_numbers, parse_qualities, parse_task, split_list
 
 __all__ = ["main"]
@@ -25,6 +26,14 @@ def _fmt(v: object) -> str:
             return "-"
         return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
     return str(v)
+
+
+def need_columns(df, path: str, columns: list[str]) -> None:
+    """A one-line error when a results file lacks columns a command reads."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise UsageError(f"{path}: this results file has no {', '.join(missing)} column(s); "
+                         "it was not written by a sweep of this kind")
 
 
 # -- commands -------------------------------------------------------------------------
@@ -180,6 +189,7 @@ def cmd_classify_report(args: argparse.Namespace) -> int:
     from nicviz.results import read_results
 
     df = read_results(args.file)
+    need_columns(df, args.file, ["task", "image", "quality", "pred", "pred_ref"])
     df = df[df["task"].astype(str).str.startswith("classify")]
     if df.empty:
         raise UsageError(f"{args.file}: no classification rows")
@@ -226,9 +236,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         docs = {c: compressai_json(df, c) for c in codecs}
         if args.out_dir:
             d = Path(args.out_dir)
-            d.mkdir(parents=True, exist_ok=True)
+            if d.exists() and not d.is_dir():
+                raise UsageError(f"{d}: --out-dir names a file; give a folder")
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"{d}: cannot create the folder ({exc.strerror})") from None
+            for c in docs:
+                check_writable(d / f"{c}.json", "report file")
             for c, doc in docs.items():
-                (d / f"{c}.json").write_text(json.dumps(doc, indent=2) + "\n")
+                atomic_write_text(d / f"{c}.json", json.dumps(doc, indent=2) + "\n")
                 print(d / f"{c}.json")
         else:
             print(json.dumps(docs[codecs[0]] if len(docs) == 1 else docs, indent=2))
@@ -245,14 +262,20 @@ def cmd_bd_rate(args: argparse.Namespace) -> int:
     from nicviz.results import read_results
 
     df = read_results(args.file)
+    need_columns(df, args.file, ["image", "quality", "psnr" if args.metric == "psnr" else args.metric.removesuffix("_db")])
     res = bd_rate(df, args.anchor, args.test, metric=args.metric, method=args.method)
     for w in res.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    if args.json:
+        print(f"nicviz: warning: {w}", file=sys.stderr)
+    value = res.bd_rate if math.isfinite(res.bd_rate) else None
+    if args.json:  # strict JSON: no common range is null, never NaN
         print(json.dumps({"anchor": args.anchor, "test": args.test, "metric": args.metric,
-                          "method": args.method, "bd_rate": res.bd_rate, "warnings": res.warnings}))
+                          "method": args.method, "bd_rate": value, "overlap": res.overlap,
+                          "warnings": res.warnings}, allow_nan=False))
+    elif value is None:
+        print(f"BD-rate of {args.test} against {args.anchor} ({args.metric}, {args.method}): n/a "
+              "(the curves share no quality range)")
     else:
-        print(f"BD-rate of {args.test} against {args.anchor} ({args.metric}, {args.method}): {res.bd_rate:+.2f} %")
+        print(f"BD-rate of {args.test} against {args.anchor} ({args.metric}, {args.method}): {value:+.2f} %")
     return 0
 
 
@@ -388,10 +411,19 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "argv", "unset") is None:
         args.argv = ["nicviz", *argv]
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            # libraries' deprecation notices (torch.jit in CompressAI) would come before nicviz's one line
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return int(args.func(args) or 0)
     except (NicvizError, FileNotFoundError) as exc:
         msg = str(exc).strip("'\"").splitlines()[0] if str(exc) else type(exc).__name__
         print(f"nicviz: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # disk full, a read-only folder: one line; finished rows are in the journal
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"nicviz: error: {exc.strerror or type(exc).__name__}{where}; rows already computed are kept",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nicviz: interrupted (finished rows are kept; rerun to resume)", file=sys.stderr)

@@ -153,3 +153,66 @@ def test_images_are_shipped_to_workers_that_cannot_see_the_data(tmp_path, capsys
     assert summary.rows == 4 and not summary.errors
     err = capsys.readouterr().err
     assert err.count("cannot see imgs") == 1 and "ship-images" in err
+
+
+def test_a_scheduler_that_sends_a_pickle_payload_is_out_of_a_web_users_reach(cluster, tmp_path, monkeypatch):
+    """A real cluster whose worker answers every task with a pickle payload (it touches a
+    file when the driver deserialises it). Joined on purpose (the CLI's --scheduler: its
+    user chose to trust it) the payload runs; the dashboard offers no way to reach it
+    unless the operator configured it, even with $DASK_SCHEDULER_ADDRESS pointing there,
+    and a sweep from the page runs nothing from it."""
+    from distributed import Client
+    from streamlit.testing.v1 import AppTest
+
+    marker = tmp_path / "payload-ran"
+
+    def poison(path=str(marker)):
+        import pathlib
+
+        import nicviz.sweep
+
+        class Payload:
+            def __reduce__(self):
+                return pathlib.Path.touch, (pathlib.Path(path),)
+
+        nicviz.sweep._run_indexed = lambda item: (item[0], [Payload()])
+
+    evil = type(cluster)(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                         silence_logs=40)
+    try:
+        with Client(evil.scheduler_address) as c:
+            c.run(poison)
+        ds = write_builtin_samples(tmp_path / "imgs", ("chelsea",))
+        with pytest.raises(Exception):  # noqa: B017 - whatever the bad records do next, the payload ran first
+            run_sweep(ds, ["jpeg"], {"jpeg": [30]}, tmp_path / "cli.csv", metrics=("psnr",), progress=False,
+                      executor=DaskExecutor(evil.scheduler_address))
+        assert marker.exists()  # the attack is real
+        marker.unlink()
+
+        monkeypatch.setenv("NICVIZ_RESULTS", str(tmp_path / "results"))
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", evil.scheduler_address)
+        monkeypatch.delenv("NICVIZ_DASK_SCHEDULERS", raising=False)
+        root = Path(__file__).resolve().parent.parent
+        at = AppTest.from_file(str(root / "app_pages" / "run_sweep.py"), default_timeout=300).run()
+        places = at.radio(key="rs_where").options
+        assert places == ["this machine", "local Dask workers (2 processes)"]
+        at.radio(key="rs_where").set_value("local Dask workers (2 processes)").run()
+        typed = [t.label for t in at.text_input]  # no field takes an address
+        assert not any("cheduler" in t or "ddress" in t for t in typed), typed
+        from nicviz.executors import make_executor
+
+        assert make_executor("dask", 2, None, from_env=False).address is None  # what the page asks for
+        at.radio(key="rs_where").set_value("this machine").run()
+        at.multiselect(key="rs_codecs").set_value(["jpeg"]).run()
+        at.text_input(key="rs_qualities_jpeg").set_value("jpeg=30").run()
+        at.multiselect(key="rs_metrics").set_value(["psnr"]).run()
+        at.button(key="rs_run").click().run()
+        assert not at.exception and any("rows in" in s.value for s in at.success)
+        assert not marker.exists()
+        # configured by the operator, the cluster is offered by name (its address is not shown)
+        monkeypatch.setenv("NICVIZ_DASK_SCHEDULERS", f"lab={evil.scheduler_address}")
+        at2 = AppTest.from_file(str(root / "app_pages" / "run_sweep.py"), default_timeout=60).run()
+        assert at2.radio(key="rs_where").options[-1] == "Dask cluster lab"
+        assert not marker.exists()
+    finally:
+        evil.close()

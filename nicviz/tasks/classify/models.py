@@ -114,6 +114,18 @@ class EffNetLiteClassifier(Classifier):
             return torch.softmax(self.model(t), dim=1).numpy().astype(np.float64)
 
 
+def _sidecar(path: Path) -> dict:
+    """A model's sidecar JSON as a dict, or a one-line error."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise NicvizError(f"{path.name}: not a readable JSON sidecar ({type(exc).__name__})") from None
+    if not isinstance(meta, dict):
+        raise NicvizError(f"{path.name}: the sidecar must be a JSON object like "
+                          '{"classes": [...], "preprocess": "scale01"}')
+    return meta
+
+
 class KerasClassifier(Classifier):
     """A Keras model file (.h5 or .keras) loaded in safe mode, TensorFlow imported lazily."""
 
@@ -124,9 +136,13 @@ class KerasClassifier(Classifier):
         if path.suffix.lower() not in (".h5", ".keras"):
             raise NicvizError(f"{path}: Keras models must end in .h5 or .keras")
         sidecar = path.with_suffix(".json")
-        meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        meta = _sidecar(sidecar) if sidecar.is_file() else {}
         classes = classes or meta.get("classes")
+        if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
+            raise NicvizError(f"{sidecar.name}: 'classes' must be a list of class names")
         preprocess = preprocess or meta.get("preprocess", "scale01")
+        if not isinstance(preprocess, str):
+            raise NicvizError(f"{sidecar.name}: 'preprocess' must be a name, one of {', '.join(PREPROCESS)}")
         if preprocess not in PREPROCESS:
             raise NicvizError(f"unknown preprocessing {preprocess!r}; choose from {', '.join(PREPROCESS)}")
         import os
