@@ -4,7 +4,13 @@ Kodak image when the data folder is there), the server's resident memory (with i
 processes) sampled after each change. Prints start, after 10 changes, peak and end;
 goal: end within 20 % of the value after the first 10 changes.
 
-    python benchmarks/bench_app_memory.py [--changes 100]
+With ``--upload-mp 12`` it uploads a 12-megapixel photograph on Compare instead and runs the
+server twice in one run: without a pixel budget (``NICVIZ_MAX_PIXELS`` above the image:
+how the dashboard behaved before the budget) and with the default budget (the page offers
+a downscale and takes it); it prints the peak server memory above the idle page per
+quality change for both.
+
+    python benchmarks/bench_app_memory.py [--changes 100] [--upload-mp 12 --changes 8]
 """
 
 from __future__ import annotations
@@ -42,21 +48,59 @@ def idle(page, timeout_s: float = 120) -> None:
         page.wait_for_timeout(100)
 
 
+def big_photo(megapixels: float, folder: Path) -> Path:
+    """A real photograph (Kodak when present, else scikit-image's) scaled to ``megapixels``, as a JPEG."""
+    from PIL import Image
+
+    from nicviz.datasets import builtin_sample
+    from nicviz.paths import data_root
+
+    root = data_root()
+    kodak = root / "kodak" / "kodim23.png" if root is not None else None
+    img = Image.open(kodak).convert("RGB") if kodak is not None and kodak.is_file() else \
+        Image.fromarray(builtin_sample("astronaut"))
+    scale = (megapixels * 1e6 / (img.width * img.height)) ** 0.5
+    img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS)
+    path = folder / f"photo-{megapixels:g}mp.jpg"
+    img.save(path, quality=92)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--changes", type=int, default=100)
+    ap.add_argument("--upload-mp", type=float, default=0.0, help="upload a photograph of this many megapixels")
+    args = ap.parse_args(argv)
+    if not args.upload_mp:
+        return run(args, {})
+    import tempfile
+
+    photo = big_photo(args.upload_mp, Path(tempfile.mkdtemp(prefix="nicviz-bench-")))
+    from nicviz.settings import max_pixels
+
+    results = {}
+    for label, env in (("no pixel budget (before)", {"NICVIZ_MAX_PIXELS": str(10**9)}),
+                       (f"default budget {max_pixels() / 1e6:.0f} MP (after)", {})):
+        results[label] = run(args, env, photo)
+    print(f"{args.upload_mp:g} MP upload on Compare, JPEG, {args.changes} quality changes:")
+    for label, (idle_mb, peak, end) in results.items():
+        print(f"  {label}: idle page {idle_mb:.0f} MB, peak above idle {peak - idle_mb:.0f} MB, "
+              f"end above idle {end - idle_mb:.0f} MB")
+    return 0
+
+
+def run(args, env: dict, photo: Path | None = None):
     from playwright.sync_api import sync_playwright
 
     from nicviz.paths import data_root
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--changes", type=int, default=100)
-    args = ap.parse_args(argv)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
                                str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={"MALLOC_ARENA_MAX": "2", **os.environ, "OMP_NUM_THREADS": "1"})  # as dev.sh app
+                              env={"MALLOC_ARENA_MAX": "2", **os.environ, "OMP_NUM_THREADS": "1", **env})  # as dev.sh app
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -72,23 +116,37 @@ def main(argv: list[str] | None = None) -> int:
             page.goto(url)
             idle(page)
             root = data_root()
-            if root is not None and (root / "kodak" / "kodim01.png").is_file():
+            start = rss_mb(proc)
+            if photo is not None:
+                page.get_by_text("Upload", exact=True).click()
+                idle(page)
+                page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
+                idle(page, 600)
+            elif root is not None and (root / "kodak" / "kodim01.png").is_file():
                 page.get_by_text("Dataset image", exact=True).click()
                 idle(page)
-            start = rss_mb(proc)
+                start = rss_mb(proc)
             slider = page.get_by_role("slider").first
-            samples = []
+            samples, peaks = [], []
             t0 = time.perf_counter()
             for i in range(args.changes):
                 slider.focus()
                 slider.press("ArrowRight" if (i // 20) % 2 == 0 else "ArrowLeft")
-                idle(page)
+                peak = rss_mb(proc)
+                page.wait_for_timeout(300)
+                end = time.time() + 600
+                while time.time() < end and page.locator('[data-testid="stStatusWidget"]').count():
+                    peak = max(peak, rss_mb(proc))  # sampled while the change runs: its peak
+                    page.wait_for_timeout(50)
                 samples.append(rss_mb(proc))
+                peaks.append(max(peak, samples[-1]))
             wall = time.perf_counter() - t0
             browser.close()
     finally:
         server.terminate()
         server.wait(30)
+    if photo is not None:
+        return start, max(peaks), samples[-1]
     after10 = samples[min(9, len(samples) - 1)]
     print(f"{args.changes} Compare quality changes in {wall:.0f} s; server RSS (MB): start {start:.0f}, "
           f"after 10 {after10:.0f}, peak {max(samples):.0f}, end {samples[-1]:.0f} "
