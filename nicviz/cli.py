@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -110,9 +111,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     classifiers = split_list(getattr(args, "classifier", None) or "") or [None]
     task = [parse_task(args.task, c, getattr(args, "ocr_engine", None)) for c in classifiers]
     task = task[0] if len(task) == 1 else task
+    if getattr(args, "device", None):
+        os.environ["NICVIZ_DEVICE"] = args.device  # read by the codecs that train per image; workers inherit it
     executor = make_executor(args.executor, args.jobs, args.scheduler, args.ship_images)
     summary = run_sweep(dataset, codecs, qualities, out, metrics=parse_metrics(args.metrics), executor=executor,
-                        progress=not args.quiet, task=task,
+                        progress=not args.quiet, task=task, bitstreams=getattr(args, "bitstreams", None),
                         command=["nicviz", *sys.argv[1:]] if args.argv is None else args.argv)
     print(f"{summary.out}: {summary.rows} rows ({summary.computed} computed, {summary.skipped} already done) "
           f"in {summary.wall_s:.1f} s")
@@ -353,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ocr-engine", default="rapidocr", choices=("rapidocr", "paddleocr"))
     s.add_argument("--max-images", type=int, metavar="N",
                    help="use a random sample of N images (seed 0, the same N give the same images)")
+    s.add_argument("--bitstreams", metavar="DIR",
+                   help="keep every bitstream in DIR/<image>/<codec>-q<quality>.bin (scripts/check_bitstreams.py "
+                        "decodes them again)")
+    s.add_argument("--device", choices=("cpu", "cuda"),
+                   help="where the overfitted codecs fit each image (default $NICVIZ_DEVICE or cpu)")
     s.set_defaults(func=cmd_sweep, argv=None)
 
     s = sub.add_parser("plates", help="licence-plate OCR before/after compression on a folder with labels.csv")

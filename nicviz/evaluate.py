@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -23,11 +25,16 @@ class Evaluation:
 
 
 def evaluate(rgb: np.ndarray, codec: Codec | str, quality: float,
-             metrics: tuple[str, ...] | list[str] = METRICS, parallel_metrics: bool = False) -> Evaluation:
+             metrics: tuple[str, ...] | list[str] = METRICS, parallel_metrics: bool = False,
+             progress=None) -> Evaluation:
     """Compress ``rgb`` with ``codec`` at ``quality`` and measure the reconstruction.
 
     The row holds ``codec, quality, width, height, bytes, bpp, encode_s, decode_s,
-    metrics_s, rate_mode`` and one column per metric (``nan`` when not asked for).
+    metrics_s, rate_mode`` and one column per metric (``nan`` when not asked for); a codec
+    with :meth:`~nicviz.codecs.Codec.settings` adds ``codec_settings`` (JSON), and one
+    whose encoder computes its own reconstruction adds ``recon_sha256`` (of the encoder's
+    reconstruction) and ``bit_exact`` (the decoded bitstream equals it). ``progress`` is
+    passed to encoders that report it (the overfitted codec: ``(iteration, total, bpp, psnr)``).
     """
     codec = get_codec(codec) if isinstance(codec, str) else codec
     codec.require_available()
@@ -43,7 +50,7 @@ def evaluate(rgb: np.ndarray, codec: Codec | str, quality: float,
         data, nbytes = None, bits / 8.0
     else:
         t0 = time.perf_counter()
-        data = codec.encode(rgb, q)
+        data = codec.encode(rgb, q, progress=progress) if progress is not None else codec.encode(rgb, q)
         t1 = time.perf_counter()
         recon = codec.decode(data)
         dec = time.perf_counter() - t1
@@ -68,4 +75,11 @@ def evaluate(rgb: np.ndarray, codec: Codec | str, quality: float,
     }
     for name in METRICS:
         row[name] = values.get(name, float("nan"))
+    settings = codec.settings()
+    if settings:
+        row["codec_settings"] = json.dumps(settings, sort_keys=True)
+    own = codec.encoder_reconstruction() if data is not None else None
+    if own is not None:
+        row["recon_sha256"] = hashlib.sha256(np.ascontiguousarray(own).tobytes()).hexdigest()
+        row["bit_exact"] = bool(np.array_equal(own, recon))
     return Evaluation(row=row, reconstruction=recon, bitstream=data)

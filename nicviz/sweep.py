@@ -26,7 +26,7 @@ from nicviz.evaluate import evaluate
 from nicviz.executors import MISSING_ROOT, Executor, ProcessExecutor, SerialExecutor, make_executor
 from nicviz.images import IMAGE_SUFFIXES, ImageError, load_image
 from nicviz.metrics import METRICS
-from nicviz.paths import FileLock, check_writable
+from nicviz.paths import FileLock, atomic_write_bytes, check_writable
 from nicviz.results import (
     COLUMNS,
     KEY,
@@ -42,7 +42,8 @@ from nicviz.results import (
     write_results,
 )
 
-__all__ = ["Task", "SweepSummary", "Executor", "SerialExecutor", "ProcessExecutor", "run_sweep", "plan_tasks"]
+__all__ = ["Task", "SweepSummary", "Executor", "SerialExecutor", "ProcessExecutor", "run_sweep", "plan_tasks",
+           "bitstream_path"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class Task:
     pixel_limits: tuple[tuple[str, int], ...] = ()
     #: images above a limit are downscaled to it (else recorded as an error for that codec)
     downscale: bool = False
+    #: a folder to keep every bitstream in (``<image>/<codec>-q<quality>.bin``), or ``None``
+    bitstreams: str | None = None
 
 
 @dataclass
@@ -102,6 +105,10 @@ def run_task(task: Task) -> list[dict]:
         try:
             ev = evaluate(_within(rgb, limits.get(get_codec(codec).family), task.downscale, task.image), codec, q,
                           task.metrics)
+            if task.bitstreams and ev.bitstream is not None:
+                target = bitstream_path(task.bitstreams, task.image, codec, q)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target, ev.bitstream)
             rows = [{"dataset": task.dataset, "image": task.image, "task": name, **ev.row,
                      **runner.compare(ev.reconstruction, task.label, ref)} for name, runner, ref in runners]
         except NicvizError as exc:
@@ -110,6 +117,11 @@ def run_task(task: Task) -> list[dict]:
             continue
         out.extend(rows or [{"dataset": task.dataset, "image": task.image, "task": task.task, **ev.row}])
     return out
+
+
+def bitstream_path(folder: str | os.PathLike, image: str, codec: str, quality: float) -> Path:
+    """Where ``--bitstreams`` keeps the bitstream of one row."""
+    return Path(folder) / image / f"{codec}-q{float(quality):g}.bin"
 
 
 def _within(rgb, limit: int | None, downscale: bool, image: str):
@@ -259,13 +271,15 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
               metrics: tuple[str, ...] = METRICS, jobs: int = 1, executor: Executor | None = None,
               progress: bool = True, command: list[str] | None = None, flush_every_s: float = 30.0,
               task: str | Sequence[str] = "rd", on_progress: Callable[[int, int], None] | None = None,
-              pixel_limits: dict[str, int] | None = None, downscale: bool = False) -> SweepSummary:
+              pixel_limits: dict[str, int] | None = None, downscale: bool = False,
+              bitstreams: str | os.PathLike | None = None) -> SweepSummary:
     """Run (or resume) a sweep and write ``out`` plus its metadata and errors files.
 
     ``on_progress(done_rows, total_rows)`` is called after each finished task (the
     dashboard's progress bar); ``progress`` shows a terminal bar with ETA.
     ``pixel_limits`` (``{codec family: pixels}``, a shared server's budget) downscales
     larger images with ``downscale``, else records them as errors for those codecs.
+    ``bitstreams`` keeps every row's bitstream in that folder (:func:`bitstream_path`).
     """
     out = Path(out)
     for name in codecs:
@@ -288,6 +302,8 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
         tasks = plan_tasks(dataset, codecs, qualities, metrics, found.keys(), task, labels)
         if pixel_limits:
             tasks = [replace(t, pixel_limits=tuple(sorted(pixel_limits.items())), downscale=downscale) for t in tasks]
+        if bitstreams:
+            tasks = [replace(t, bitstreams=str(Path(bitstreams).resolve())) for t in tasks]
         total_rows = sum(len(t.pairs) for t in tasks)
         skipped = len(found)
         executor = executor or make_executor("local", jobs)

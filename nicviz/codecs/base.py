@@ -98,6 +98,15 @@ class Codec(ABC):
         model family only the qualities whose weights are here."""
         return list(self.scale.default)
 
+    def settings(self) -> dict | None:
+        """Encoder settings a result row records beside the quality (effort, device), or ``None``."""
+        return None
+
+    def encoder_reconstruction(self) -> np.ndarray | None:
+        """The reconstruction the encoder itself computed in this thread's last :meth:`encode`,
+        for codecs that promise the decoder reproduces it bit for bit (else ``None``)."""
+        return None
+
     def estimate(self, rgb: np.ndarray, quality: int) -> tuple[np.ndarray, float]:
         """Reconstruction and estimated bits without a bitstream (``rate_mode`` estimated)."""
         raise CodecError(f"{self.name} writes real bitstreams and estimates no rate")
@@ -144,4 +153,4 @@ def list_codecs() -> list[str]:
 
 def _ensure_loaded() -> None:
     # Importing the modules registers their codecs.
-    from nicviz.codecs import classical, neural  # noqa: F401
+    from nicviz.codecs import classical, neural, overfitted  # noqa: F401

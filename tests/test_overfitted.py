@@ -1,0 +1,136 @@
+"""The overfitted codec: a real bitstream that decodes bit for bit to the encoder's
+reconstruction at any size, one-line errors on damaged streams, a rate model that the
+coder meets, and fitting that learns the picture."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from nicviz.codecs import CodecError, get_codec  # noqa: E402
+from nicviz.codecs.overfitted.codec import OverfittedCodec  # noqa: E402
+from nicviz.codecs.overfitted.entropy import BitReader, BitWriter, golomb_bits, read_golomb, write_golomb  # noqa: E402
+from nicviz.datasets import builtin_sample  # noqa: E402
+from nicviz.evaluate import evaluate  # noqa: E402
+
+
+def _photo(h: int, w: int) -> np.ndarray:
+    """A crop (tiled where needed) of a real photograph."""
+    img = builtin_sample("astronaut")
+    reps = (-(-h // img.shape[0]), -(-w // img.shape[1]), 1)
+    return np.ascontiguousarray(np.tile(img, reps)[:h, :w])
+
+
+@pytest.fixture(scope="module")
+def coded():
+    codec = OverfittedCodec("overfitted", iterations=120)
+    rgb = _photo(97, 161)
+    data = codec.encode(rgb, 4)
+    return codec, rgb, data, codec._last_recon
+
+
+@pytest.mark.parametrize("size", [(5, 5), (1, 64), (97, 161), (64, 1)])
+def test_decode_equals_the_encoders_reconstruction_bit_for_bit(size):
+    codec = OverfittedCodec("overfitted", iterations=30)
+    rgb = _photo(*size)
+    data = codec.encode(rgb, 5)
+    out = codec.decode(data)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert np.array_equal(out, codec._last_recon)
+
+
+def test_a_2048x1536_image_round_trips():
+    codec = OverfittedCodec("overfitted", iterations=2)
+    rgb = _photo(1536, 2048)
+    data = codec.encode(rgb, 2)
+    assert np.array_equal(codec.decode(data), codec._last_recon)
+
+
+def test_decoding_does_not_depend_on_the_thread_count(coded):
+    codec, _, data, recon = coded
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = codec.decode(data)
+        torch.set_num_threads(2)
+        two = codec.decode(data)
+    finally:
+        torch.set_num_threads(saved)
+    assert np.array_equal(one, recon) and np.array_equal(two, recon)
+
+
+def test_bpp_counts_every_byte_of_the_bitstream():
+    rgb = _photo(40, 56)
+    ev = evaluate(rgb, get_codec("overfitted-fast"), 3, ("psnr",))
+    assert ev.row["bytes"] == len(ev.bitstream)
+    assert ev.row["bpp"] == pytest.approx(8 * len(ev.bitstream) / (40 * 56))
+    assert np.array_equal(get_codec("overfitted-fast").decode(ev.bitstream), ev.reconstruction)
+
+
+def test_truncated_and_flipped_streams_are_one_line_errors(coded):
+    codec, _, data, _ = coded
+    rng = np.random.default_rng(0)
+    for cut in sorted({0, 1, 2, 5, 17, len(data) // 2, len(data) - 5, len(data) - 1}):
+        with pytest.raises(CodecError) as err:
+            codec.decode(data[:cut])
+        assert "\n" not in str(err.value)
+    for pos in rng.choice(len(data), 20, replace=False):
+        bad = bytearray(data)
+        bad[pos] ^= 1 << int(rng.integers(8))
+        with pytest.raises(CodecError) as err:
+            codec.decode(bytes(bad))
+        assert "\n" not in str(err.value)
+
+
+def test_the_coder_meets_the_rate_model(coded):
+    """The latent stream is within a few percent of the ARM's own Laplace bits (the
+    table quantization of scale and offset costs a little)."""
+    from nicviz.codecs.overfitted.codec import _exact
+    from nicviz.codecs.overfitted.entropy import decode_latents, encode_latents
+    from nicviz.codecs.overfitted.model import arm_exact_grid, laplace_bits, level_shapes
+    from nicviz.codecs.overfitted.stream import unpack
+
+    codec, rgb, data, _ = coded
+    s = unpack(data)
+    arm = _exact(s.params["arm"], s.k["arm"])
+    ys = decode_latents(s.latents, level_shapes(s.height, s.width, s.config.levels), arm)
+    model_bits = 0.0
+    for y in ys:
+        mu, log_b = arm_exact_grid(y, arm)
+        model_bits += float(laplace_bits(y, mu, log_b).sum())
+    coded_bits = 8 * len(encode_latents(ys, arm))
+    assert coded_bits == 8 * len(s.latents)
+    assert model_bits * 0.97 - 64 <= coded_bits <= model_bits * 1.10 + 64
+
+
+def test_exp_golomb_codes_round_trip_and_have_the_counted_length():
+    rng = np.random.default_rng(1)
+    values = np.concatenate([rng.laplace(0, 40, 500).round().astype(np.int64), [0, 1, -1, 2**20, -(2**20)]])
+    for order in (0, 3, 7):
+        w = BitWriter()
+        write_golomb(w, values, order)
+        assert len(w.bits) == golomb_bits(values, order)
+        assert np.array_equal(read_golomb(BitReader(w.getvalue()), len(values), order), values)
+
+
+def test_fitting_learns_the_picture():
+    rgb = _photo(64, 80)
+    psnr = {}
+    for it in (20, 400):
+        ev = evaluate(rgb, OverfittedCodec("overfitted", iterations=it), 6, ("psnr",))
+        psnr[it] = ev.row["psnr"]
+    assert psnr[400] > psnr[20] + 3, psnr
+
+
+def test_the_presets_are_registered_with_their_effort_and_cost():
+    from nicviz.cli import main
+
+    for name in ("overfitted-fast", "overfitted", "overfitted-slow"):
+        c = get_codec(name)
+        assert c.family == "neural" and c.scale.continuous and c.settings()["iterations"] > 0
+        assert "MAC/pixel" in c.description
+    assert get_codec("overfitted-slow").iterations > get_codec("overfitted").iterations > \
+        get_codec("overfitted-fast").iterations
+    assert main(["codecs"]) == 0
