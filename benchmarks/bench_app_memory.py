@@ -145,14 +145,15 @@ def run(args, env: dict, photo: Path | None = None):
                 start = rss_mb(proc)
             slider = page.get_by_role("slider").first
             samples, peaks = [], []
+            quality = 50  # JPEG's default on Compare
             t0 = time.perf_counter()
             for i in range(args.changes):
                 slider.focus()
                 reset_peak(proc)
                 slider.press("ArrowRight" if (i // 20) % 2 == 0 else "ArrowLeft")
                 if photo is not None:  # the status widget is not reliable: wait for the new quality's metrics line
-                    q = slider.get_attribute("aria-valuenow")
-                    page.get_by_text(f" q{q}: ").first.wait_for(timeout=600_000)
+                    quality += 1 if (i // 20) % 2 == 0 else -1
+                    page.get_by_text(f" q{quality}: ").first.wait_for(timeout=600_000)
                 idle(page, 600)
                 samples.append(rss_mb(proc))
                 peaks.append(peak_mb(proc))  # the server process's own peak during this change

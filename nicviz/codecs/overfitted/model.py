@@ -113,8 +113,6 @@ class OverfittedModel:
                 self.res_b2 = nn.Parameter(torch.zeros(3))
                 with torch.no_grad():  # the output starts mid-grey: the 1x1 layers learn the rest
                     self.syn_b2.fill_(0.5)
-                taps = torch.tensor([(dy + 2) * 5 + (dx + 2) for dy, dx in CONTEXT])
-                self.register_buffer("taps", taps, persistent=False)
 
             def arm_groups(self) -> dict[str, list]:
                 return {"arm": [self.arm_w1, self.arm_b1, self.arm_w2, self.arm_b2, self.arm_w3, self.arm_b3],
@@ -122,14 +120,17 @@ class OverfittedModel:
                                       self.res_w2, self.res_b2]}
 
             def arm(self, y):
-                """Laplace location and log-scale of every latent of grid ``y`` (1, 1, h, w)."""
+                """Laplace location and log-scale of every latent of grid ``y`` (1, 1, h, w): the
+                12 causal neighbours gathered into rows, then three matrix products (GEMMs are
+                several times faster than 1x1 convolutions with so few channels)."""
                 f = torch.nn.functional
-                k = torch.zeros(self.arm_w1.shape[0], 25, dtype=y.dtype, device=y.device)
-                k = k.index_copy(1, self.taps, self.arm_w1.to(y.dtype))
-                h = f.relu(f.conv2d(y, k.view(-1, 1, 5, 5), self.arm_b1.to(y.dtype), padding=2))
-                h = f.relu(f.conv2d(h, self.arm_w2[:, :, None, None].to(y.dtype), self.arm_b2.to(y.dtype)))
-                out = f.conv2d(h, self.arm_w3[:, :, None, None].to(y.dtype), self.arm_b3.to(y.dtype))
-                return out[:, :1], out[:, 1:]
+                h, w = y.shape[-2:]
+                pad = f.pad(y[0, 0], (2, 2, 2, 0))
+                ctx = torch.stack([pad[2 + dy: 2 + dy + h, 2 + dx: 2 + dx + w] for dy, dx in CONTEXT], dim=-1)
+                z = f.relu(f.linear(ctx.reshape(-1, len(CONTEXT)), self.arm_w1, self.arm_b1))
+                z = f.relu(f.linear(z, self.arm_w2, self.arm_b2))
+                out = f.linear(z, self.arm_w3, self.arm_b3)
+                return out[:, 0], out[:, 1]
 
             def upsample(self, ys):
                 f = torch.nn.functional
@@ -141,8 +142,10 @@ class OverfittedModel:
 
             def synthesis(self, u):
                 f = torch.nn.functional
-                h = f.relu(f.conv2d(u, self.syn_w1[:, :, None, None], self.syn_b1))
-                x = f.conv2d(h, self.syn_w2[:, :, None, None], self.syn_b2)
+                _, lv, hh, ww = u.shape
+                z = u[0].reshape(lv, -1).t()  # (pixels, levels)
+                z = f.relu(f.linear(z, self.syn_w1, self.syn_b1))
+                x = f.linear(z, self.syn_w2, self.syn_b2).t().reshape(1, 3, hh, ww)
                 x = x + f.conv2d(x, self.res_w1, self.res_b1, padding=1)
                 x = x + f.conv2d(f.relu(x), self.res_w2, self.res_b2, padding=1)
                 return x
@@ -152,7 +155,7 @@ class OverfittedModel:
                 bits = 0.0
                 for y in ys:
                     mu, log_b = self.arm(y)
-                    bits = bits + laplace_bits(y, mu.float(), log_b.float()).sum()
+                    bits = bits + laplace_bits(y.reshape(-1), mu.float(), log_b.float()).sum()
                 return self.synthesis(self.upsample(ys)), bits
 
         return _Model()
