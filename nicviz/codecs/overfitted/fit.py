@@ -1,7 +1,9 @@
 """Per-image training of the overfitted decoder: rate + lambda x MSE, noise then rounding.
 
 Loss ``MSE + lambda x bpp`` (MSE on [0, 1] RGB, bpp from the ARM's Laplace model), Adam
-with a cosine learning rate. Phase 1 (most iterations) replaces rounding with additive
+with a cosine learning rate: 1e-2 for the networks and 0.2 for the latents (measured on a
+Kodak crop at 600 iterations: latents at 1e-2 move too slowly for short encodes, 29.4 dB
+against 35.3 dB at about the same rate; 0.5 spent more bits for 0.2 dB). Phase 1 (most iterations) replaces rounding with additive
 uniform noise, the usual differentiable proxy of quantization (Balle et al., ICLR 2017;
 COOL-CHIC); phase 2 rounds the latents in the forward pass and passes gradients straight
 through (C3, Kim et al., CVPR 2024), at a tenth of the learning rate, so the decoder
@@ -36,7 +38,7 @@ class FitResult:
 
 
 def fit(rgb: np.ndarray, lam: float, iterations: int, config: Config | None = None, seed: int = 0,
-        lr: float = 1e-2, noise_share: float = 0.85, device: str = "cpu", precision: str = "fp32",
+        lr: float = 1e-2, latent_lr: float = 0.2, noise_share: float = 0.85, device: str = "cpu", precision: str = "fp32",
         progress: Callable[[int, int, float, float], bool | None] | None = None, report_every: int = 50) -> FitResult:
     """Fit a decoder and latents to ``rgb`` (H x W x 3 uint8). ``progress(it, total, bpp,
     psnr)`` is called every ``report_every`` iterations; returning ``False`` cancels
@@ -49,7 +51,11 @@ def fit(rgb: np.ndarray, lam: float, iterations: int, config: Config | None = No
     h, w = rgb.shape[:2]
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div(255).to(device)
     model = OverfittedModel(config, h, w, seed).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    latents = list(model.latents.parameters())
+    ids = {id(p) for p in latents}
+    net = [p for p in model.parameters() if id(p) not in ids]
+    opt = torch.optim.Adam([{"params": net, "scale": 1.0},
+                            {"params": latents, "scale": latent_lr / lr}], lr=lr)
     n_noise = max(1, int(round(iterations * noise_share)))
     gen = torch.Generator(device=device).manual_seed(seed)
     t0 = time.perf_counter()
@@ -64,7 +70,7 @@ def fit(rgb: np.ndarray, lam: float, iterations: int, config: Config | None = No
             frac = (it - n_noise) / max(1, iterations - n_noise)
             rate = 0.1 * lr * 0.5 * (1 + math.cos(math.pi * frac))
         for g in opt.param_groups:
-            g["lr"] = rate
+            g["lr"] = rate * g["scale"]
         ys = []
         for y in model.latents:
             if it < n_noise:
@@ -82,10 +88,10 @@ def fit(rgb: np.ndarray, lam: float, iterations: int, config: Config | None = No
         with torch.no_grad():
             for y in model.latents:
                 y.clamp_(-LIMIT + 1, LIMIT - 1)
-        if progress is not None and ((it + 1) % report_every == 0 or it + 1 == iterations):
+        if (it + 1) % report_every == 0 or it + 1 == iterations:
             psnr = float(-10 * torch.log10(mse.detach().clamp_min(1e-10)))
             est = float(bpp.detach())
             history.append((it + 1, est, psnr))
-            if progress(it + 1, iterations, est, psnr) is False:
+            if progress is not None and progress(it + 1, iterations, est, psnr) is False:
                 raise Cancelled
     return FitResult(model.cpu().eval(), iterations, time.perf_counter() - t0, history)

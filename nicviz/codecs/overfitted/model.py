@@ -49,8 +49,8 @@ class Config:
     """Architecture of one overfitted decoder (sent in the bitstream header)."""
 
     levels: int = 7
-    arm_hidden: int = 16
-    synth_hidden: int = 24
+    arm_hidden: int = 8
+    synth_hidden: int = 16
 
     def as_dict(self) -> dict:
         return asdict(self)
