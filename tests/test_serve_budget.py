@@ -387,3 +387,12 @@ def test_library_warnings_do_not_come_before_the_one_line_error(tmp_path):
                          env={**os.environ, "NICVIZ_WEIGHTS_DIR": str(weights)})
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 2 and len(lines) == 1 and "cannot load checkpoint" in lines[0], run.stderr
+
+
+def test_report_compressai_keeps_fractional_qualities(tmp_path, capsys):
+    rows = [{"dataset": "d", "image": "i", "codec": "v", "quality": q, "task": "rd", "bpp": 0.1 * q, "psnr": 20 + q,
+             "ms_ssim": 0.9} for q in (1, 1.5, 2.25, 3)]
+    f = tmp_path / "r.csv"
+    pd.DataFrame(rows).to_csv(f, index=False)
+    assert main(["report", str(f), "--format", "compressai"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"]["quality"] == [1, 1.5, 2.25, 3]

@@ -41,7 +41,8 @@ def compressai_json(df: pd.DataFrame, codec: str, description: str | None = None
         "name": codec,
         "description": desc,
         "results": {
-            "quality": [int(q) for q in curve["quality"]],
+            # fractional qualities (variable-rate models) are kept: int() would turn 1.5 into 1
+            "quality": [int(q) if float(q).is_integer() else float(q) for q in curve["quality"]],
             "psnr-rgb": col("psnr"),
             "ms-ssim-rgb": col("ms_ssim"),
             "bpp": col("bpp"),

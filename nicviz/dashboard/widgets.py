@@ -109,10 +109,56 @@ def _evaluate(rgb: np.ndarray, codec: str, quality: int):
     return ev.row, ev.reconstruction, ev.bitstream
 
 
+#: finished fits of per-image codecs, by (image digest, codec, quality): minutes of work each
+_FITTED: dict[tuple, tuple] = {}
+_FITTED_LOCK = threading.Lock()
+_FITTED_MAX = 8
+
+
+def _fitted_evaluate(rgb: np.ndarray, codec: str, quality: float):
+    """An overfitted codec on Compare: a progress bar that shows the fit (iteration, bpp,
+    PSNR) while the codec learns the picture, with a Cancel button; the result is kept
+    for this server (a rerun with the same image, codec and quality shows it at once)."""
+    import hashlib
+    import time
+
+    key = (hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest(), rgb.shape, codec, float(quality))
+    with _FITTED_LOCK:
+        if key in _FITTED:
+            return _FITTED[key], None
+    c = _codec(codec)
+    bar = st.progress(0.0, text=f"{codec} at quality {quality:g}: fitting a decoder to this image...")
+    st.button("Cancel", key=f"cancel_fit_{codec}", help="Stop fitting (pressing it reruns the page).")
+    started = time.monotonic()
+
+    def progress(it: int, total: int, bpp: float, psnr: float) -> None:
+        # each update is also where a rerun (Cancel, another change) stops the fit
+        left = (time.monotonic() - started) / it * (total - it)
+        bar.progress(it / total, text=f"{codec} q{quality:g}: iteration {it:,} of {total:,}, about {bpp:.3f} bpp, "
+                                      f"PSNR {psnr:.2f} dB (the codec is learning the picture; about {left:.0f} s left)")
+
+    try:
+        ev = evaluate(rgb, c, quality, parallel_metrics=True, progress=progress)
+    except (NicvizError, ValueError, RuntimeError) as exc:
+        bar.empty()
+        return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    bar.empty()
+    result = (ev.row, ev.reconstruction, ev.bitstream)
+    with _FITTED_LOCK:
+        _FITTED[key] = result
+        while len(_FITTED) > _FITTED_MAX:
+            _FITTED.pop(next(iter(_FITTED)))
+    return result, None
+
+
 def cached_evaluate(rgb: np.ndarray, codec: str, quality: int):
     """``((row, reconstruction, bitstream), None)`` or ``(None, message)``; a spinner with
-    the elapsed time while it runs (neural codecs take a second or more on a CPU)."""
-    what = "encoding and decoding a real bitstream" if get_codec(codec).family == "neural" else "compressing"
+    the elapsed time while it runs (neural codecs take a second or more on a CPU), a
+    progress bar for codecs that fit each image (minutes)."""
+    c = get_codec(codec)
+    if c.settings() and "iterations" in c.settings():
+        return _fitted_evaluate(rgb, codec, quality)
+    what = "encoding and decoding a real bitstream" if c.family == "neural" else "compressing"
     try:
         with st.spinner(f"{codec} at quality {quality:g}: {what}, then measuring...", show_time=True):
             return _evaluate(rgb, codec, quality), None
