@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import struct
 import threading
+import weakref
 import zlib
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -93,6 +94,25 @@ class NeuralStream(NamedTuple):
     shape: tuple[int, int]
     strings: list[bytes]
     schedule: int
+
+
+_CONTIGUOUS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CONTIGUOUS_LOCK = threading.Lock()
+
+
+def _contiguous(model):
+    """A contiguous-memory copy of ``model`` (kept while the model lives; same parameters)."""
+    import copy
+
+    import torch
+
+    with _CONTIGUOUS_LOCK:
+        twin = _CONTIGUOUS.get(model)
+        if twin is None:
+            twin = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+            _CONTIGUOUS[model] = twin
+        # a variable-rate model's gain hooks are closures over the original: the twin follows its set_quality
+        return twin
 
 
 def pack_strings(quality: float, height: int, width: int, shape: tuple[int, int],
@@ -361,7 +381,9 @@ class NeuralCodec(Codec):
                 strings, shape, y_hat = wavefront.compress(model, x)
                 recon = self._to_rgb(model.g_s(y_hat), unpad) if reconstruct else None
                 return pack_strings(quality, h, w, shape, strings, SCHEDULE_WAVEFRONT), recon
-            out = model.compress(x)
+            # CompressAI's raster-order loop is not memory-format invariant: its streams are
+            # written (and read) by a contiguous model, as nicviz wrote them before channels-last
+            out = _contiguous(model).compress(x.contiguous())
         strings = [s[0] for s in out["strings"]]
         shape = tuple(int(v) for v in out["shape"])
         return pack_strings(quality, h, w, shape, strings, SCHEDULE_COMPRESSAI), None
@@ -382,8 +404,8 @@ class NeuralCodec(Codec):
                     if not wavefront.supports_wavefront(model):
                         raise CodecError(f"{self.arch} has no context model to decode a wavefront bitstream")
                     x_hat = wavefront.decompress(model, stream.strings, stream.shape)
-                else:
-                    x_hat = model.decompress([[s] for s in stream.strings], list(stream.shape))["x_hat"]
+                else:  # version 1 / CompressAI order: a contiguous model, as the encoder had
+                    x_hat = _contiguous(model).decompress([[s] for s in stream.strings], list(stream.shape))["x_hat"]
         except CodecError:
             raise
         except Exception as exc:
