@@ -116,7 +116,11 @@ class OverfittedCodec(Codec):
             raise CodecError(f"{self.name}: images up to {MAX_SIDE} px a side")
         lam = lambda_for(quality)
         device, precision = _settings()
-        result = fit(rgb, lam, self.iterations, self.config, device=device, precision=precision, progress=progress)
+        try:
+            result = fit(rgb, lam, self.iterations, self.config, device=device, precision=precision,
+                         progress=progress)
+        except FloatingPointError as exc:
+            raise CodecError(f"{self.name}: {exc}") from None
         model = result.model
         with torch.no_grad():
             ys = [torch.round(y.detach()[0, 0].double()) for y in model.latents]

@@ -49,7 +49,7 @@ def fit(rgb: np.ndarray, lam: float, iterations: int, config: Config | None = No
     config = config or Config()
     torch.manual_seed(seed)
     h, w = rgb.shape[:2]
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div(255).to(device)
+    x = torch.tensor(np.asarray(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float().div(255).to(device)
     model = OverfittedModel(config, h, w, seed).to(device)
     latents = list(model.latents.parameters())
     ids = {id(p) for p in latents}
@@ -82,6 +82,8 @@ def fit(rgb: np.ndarray, lam: float, iterations: int, config: Config | None = No
         mse = torch.mean((xhat.float() - x) ** 2)
         bpp = bits / (h * w)
         loss = mse + lam * bpp
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"fitting diverged at iteration {it + 1}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

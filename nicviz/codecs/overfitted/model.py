@@ -173,7 +173,9 @@ def laplace_bits(y, mu, log_b):
     d = (y - mu).abs()
     # P = F(|d| + 1/2) - F(|d| - 1/2), the two-sided Laplace CDF, folded at the location
     upper = 1 - 0.5 * torch.exp(-(d + 0.5) / b)
-    lower = torch.where(d >= 0.5, 1 - 0.5 * torch.exp(-(d - 0.5) / b), 0.5 * torch.exp((d - 0.5) / b))
+    # both branches of where() are differentiated: keep each exponent finite (inf x 0 = NaN gradients)
+    lower = torch.where(d >= 0.5, 1 - 0.5 * torch.exp(-(d.clamp_min(0.5) - 0.5) / b),
+                        0.5 * torch.exp((d.clamp_max(0.5) - 0.5) / b))
     p = (upper - lower).clamp_min(2 ** -24)
     return -torch.log2(p)
 
