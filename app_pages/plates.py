@@ -55,8 +55,8 @@ if df is not None and not df.empty:
     st.markdown(f"Uncompressed: **{base['plates']} plates**, exact **{100 * base['exact']:.1f} %** "
                 f"(O = 0: {100 * base['exact_o0']:.1f} %), CER **{base['cer']:.3f}**.")
     table = ocr_summary(df)
-    strict = st.toggle("Count the letter O and the digit 0 as the same character", value=False, key="pl_o0")
-    acc = "exact_o0" if strict else "exact"
+    lenient = st.toggle("Count the letter O and the digit 0 as the same character", value=False, key="pl_o0")
+    acc = "exact_o0" if lenient else "exact"
     t = table.copy()
     t["accuracy (%)"] = 100 * t[acc]
     c1, c2 = st.columns(2)

@@ -30,12 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
+from nicviz.codecs.gained import LAMBDAS as _ALL_LAMBDAS
 from nicviz.errors import NicvizError
 
 __all__ = ["LAMBDAS", "TrainingDiverged", "Trainer", "main", "train", "rd_forward", "export_model", "slim_checkpoint", "load_checkpoint", "CropSampler"]
 
-#: CompressAI's MSE lambdas per quality.
-LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483}
+#: CompressAI's MSE lambdas of the six Cheng2020 qualities (one table: ``codecs.gained.LAMBDAS`` has all eight)
+LAMBDAS = {q: v for q, v in _ALL_LAMBDAS.items() if q <= 6}
 ARCHS = ("cheng2020-anchor", "cheng2020-attn")
 #: Steps timed to size a ``--time-budget`` run: from the first to the second.
 CALIBRATION = (10, 40)

@@ -12,10 +12,7 @@ from nicviz.errors import NicvizError
 from nicviz.tasks.ocr.engines import get_engine
 from nicviz.tasks.ocr.plates import cer, exact, exact_o0, read_labels, select_plate
 
-__all__ = ["PlateOcrTask", "OCR_COLUMNS"]
-
-OCR_COLUMNS = ("text", "read", "read_ref", "confidence", "confidence_ref", "exact", "exact_ref",
-               "exact_o0", "exact_o0_ref", "cer", "cer_ref")
+__all__ = ["PlateOcrTask"]
 
 
 class PlateOcrTask:
