@@ -96,6 +96,12 @@ class NeuralStream(NamedTuple):
     schedule: int
 
 
+def _one_line(exc: BaseException, limit: int = 400) -> str:
+    """Every line of an error joined into one (a state-dict error names its keys on later lines)."""
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 _CONTIGUOUS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CONTIGUOUS_LOCK = threading.Lock()
 
@@ -225,7 +231,7 @@ class OfficialWeights(WeightSource):
             state = load_pretrained(weights.load_state_dict(path))
             return model_architectures[self.arch].from_state_dict(state)
         except Exception as exc:
-            raise CodecUnavailable(f"{path}: cannot load checkpoint ({str(exc).splitlines()[0]})") from None
+            raise CodecUnavailable(f"{path}: cannot load checkpoint ({_one_line(exc)})") from None
 
 
 class RandomWeights(WeightSource):
@@ -408,8 +414,9 @@ class NeuralCodec(Codec):
                     x_hat = _contiguous(model).decompress([[s] for s in stream.strings], list(stream.shape))["x_hat"]
         except CodecError:
             raise
-        except Exception as exc:
-            raise CodecError(f"{self.name}: cannot decode bitstream ({str(exc).splitlines()[0]})") from None
+        except (RuntimeError, ValueError, IndexError, OverflowError) as exc:  # what a damaged stream causes in
+            # CompressAI's decoder (a shape that does not fit); anything else is a bug and keeps its traceback
+            raise CodecError(f"{self.name}: cannot decode bitstream ({_one_line(exc)})") from None
         return self._to_rgb(x_hat, unpad)
 
     def estimate(self, rgb: np.ndarray, quality: int) -> tuple[np.ndarray, float]:
@@ -465,7 +472,7 @@ class ShippedWeights(_NicvizModels):
         try:
             return model_architectures[self.arch].from_state_dict(weights.load_state_dict(path))
         except Exception as exc:  # noqa: BLE001 - a damaged file: torch raises many kinds
-            raise CodecUnavailable(f"{path.name}: cannot load model ({str(exc).splitlines()[0]})") from None
+            raise CodecUnavailable(f"{path.name}: cannot load model ({_one_line(exc)})") from None
 
 
 class VariableRateWeights(_NicvizModels):
@@ -500,7 +507,7 @@ class VariableRateWeights(_NicvizModels):
         try:
             return gained_from_state_dict(self.arch, weights.load_state_dict(self.path))
         except Exception as exc:  # noqa: BLE001 - a damaged file: torch raises many kinds
-            raise CodecUnavailable(f"{self.path.name}: cannot load model ({str(exc).splitlines()[0]})") from None
+            raise CodecUnavailable(f"{self.path.name}: cannot load model ({_one_line(exc)})") from None
 
 
 #: nicviz's own compact models: codec name -> architecture.
