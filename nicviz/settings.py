@@ -12,6 +12,10 @@ is decided here, by whoever starts the server:
   it offers a downscale (``benchmarks/bench_app_memory.py`` measures the server's memory
   per Compare change).
 - ``NICVIZ_MAX_NEURAL_PIXELS`` (1,000,000): the same for neural codecs.
+- ``NICVIZ_DEVICE`` (``cpu``): where the overfitted codecs fit each image (``cuda`` on a GPU);
+  ``nicviz sweep --device`` sets it for a run and its workers.
+- ``NICVIZ_OVERFITTED_PRECISION`` (``fp32``): ``bf16`` fits under bfloat16 autocast
+  (``benchmarks/bench_overfitted.py`` measures whether it pays).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import re
 
 from nicviz.errors import NicvizError
 
-__all__ = ["SettingError", "dask_schedulers", "max_sweep_images", "max_pixels", "max_neural_pixels",
+__all__ = ["SettingError", "device", "overfitted_precision", "dask_schedulers", "max_sweep_images", "max_pixels", "max_neural_pixels",
            "MAX_QUALITIES", "check_scheduler_address"]
 
 #: qualities one range or list may expand to (checked by arithmetic before expanding)
@@ -57,6 +61,20 @@ def max_pixels() -> int:
 
 def max_neural_pixels() -> int:
     return _int("NICVIZ_MAX_NEURAL_PIXELS", 1_000_000)
+
+
+def device() -> str:
+    value = os.environ.get("NICVIZ_DEVICE", "").strip() or "cpu"
+    if value != "cpu" and not re.fullmatch(r"cuda(:\d+)?", value):
+        raise SettingError(f"$NICVIZ_DEVICE={value!r}: choose cpu or cuda")
+    return value
+
+
+def overfitted_precision() -> str:
+    value = os.environ.get("NICVIZ_OVERFITTED_PRECISION", "").strip() or "fp32"
+    if value not in ("fp32", "bf16"):
+        raise SettingError(f"$NICVIZ_OVERFITTED_PRECISION={value!r}: choose fp32 or bf16")
+    return value
 
 
 def check_scheduler_address(address: str) -> str:

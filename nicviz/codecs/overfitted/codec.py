@@ -4,7 +4,6 @@ pretrained weights. One registered name per encoding effort (iterations)."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable
 
@@ -30,11 +29,9 @@ def lambda_for(quality: float) -> float:
 
 
 def _settings() -> tuple[str, str]:
-    device = os.environ.get("NICVIZ_DEVICE", "cpu").strip() or "cpu"
-    precision = os.environ.get("NICVIZ_OVERFITTED_PRECISION", "fp32").strip() or "fp32"
-    if precision not in ("fp32", "bf16"):
-        raise CodecError(f"$NICVIZ_OVERFITTED_PRECISION={precision!r}: choose fp32 or bf16")
-    return device, precision
+    from nicviz.settings import device, overfitted_precision
+
+    return device(), overfitted_precision()
 
 
 def _exact(params: dict[str, np.ndarray], k: int) -> dict:
