@@ -22,6 +22,7 @@ import numpy as np
 def main(argv: list[str] | None = None) -> int:
     from nicviz.codecs import get_codec
     from nicviz.datasets import resolve_dataset
+    from nicviz.errors import NicvizError
     from nicviz.images import load_image
     from nicviz.metrics import psnr
     from nicviz.results import read_results
@@ -45,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
             bad.append(f"{r.image} {r.codec} q{r.quality:g}: no bitstream at {path}")
             continue
         data = path.read_bytes()
-        recon = get_codec(r.codec).decode(data)
+        checked += 1
+        try:
+            recon = get_codec(r.codec).decode(data)
+        except NicvizError as exc:
+            bad.append(f"{r.image} {r.codec} q{r.quality:g}: cannot be decoded ({exc})")
+            continue
         sha = hashlib.sha256(np.ascontiguousarray(recon).tobytes()).hexdigest()
         problems = []
         if len(data) != int(r.bytes):
@@ -60,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             if not math.isclose(p, r.psnr, rel_tol=1e-9, abs_tol=1e-9):
                 problems.append(f"PSNR {p:.6f}, the row says {r.psnr:.6f}")
         except Exception as exc:  # noqa: BLE001 - the originals are optional
-            problems.append(f"original not checked ({type(exc).__name__})") if args.data else None
-        checked += 1
+            if args.data:
+                problems.append(f"original not checked ({type(exc).__name__})")
         if problems:
             bad.append(f"{r.image} {r.codec} q{r.quality:g}: " + "; ".join(problems))
     for line in bad:

@@ -134,3 +134,49 @@ def test_the_presets_are_registered_with_their_effort_and_cost():
     assert get_codec("overfitted-slow").iterations > get_codec("overfitted").iterations > \
         get_codec("overfitted-fast").iterations
     assert main(["codecs"]) == 0
+
+
+def test_progress_reports_the_fit_and_can_cancel_it():
+    from nicviz.codecs.overfitted.fit import Cancelled
+
+    seen = []
+
+    def progress(it, total, bpp, psnr):
+        seen.append((it, total, bpp, psnr))
+        return it < 40
+
+    codec = OverfittedCodec("overfitted", iterations=200)
+    with pytest.raises(Cancelled):
+        evaluate(_photo(24, 32), codec, 3, ("psnr",), progress=progress)
+    its = [s[0] for s in seen]
+    assert its == list(range(2, 42, 2))  # every 1 % of the fit, until the callback said stop
+    assert all(s[1] == 200 and s[2] > 0 and s[3] > 0 for s in seen)
+
+
+def test_a_sweep_keeps_bitstreams_that_the_check_script_decodes(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    from nicviz.datasets import resolve_dataset
+    from nicviz.results import read_results
+    from nicviz.sweep import run_sweep
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(_photo(20, 28)).save(folder / "a.png")
+    out, keep = tmp_path / "r.csv", tmp_path / "streams"
+    run_sweep(resolve_dataset(str(folder)), ["overfitted-fast"], {"overfitted-fast": [2, 5.5]}, out,
+              metrics=("psnr",), progress=False, bitstreams=keep)
+    df = read_results(out)
+    assert df["bit_exact"].all() and df["codec_settings"].str.contains('"iterations": 600').all()
+    script = Path(__file__).resolve().parent.parent / "scripts" / "check_bitstreams.py"
+    run = subprocess.run([sys.executable, str(script), str(out), "--bitstreams", str(keep)], capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0 and "2 bitstreams decoded; 2 equal" in run.stdout, run.stdout + run.stderr
+    (keep / "a.png" / "overfitted-fast-q2.bin").write_bytes(b"NO" + b"\0" * 40)  # a damaged stream is reported
+    run = subprocess.run([sys.executable, str(script), str(out), "--bitstreams", str(keep)], capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode != 0

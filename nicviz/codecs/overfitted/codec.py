@@ -115,7 +115,7 @@ class OverfittedCodec(Codec):
         device, precision = _settings()
         try:
             result = fit(rgb, lam, self.iterations, self.config, device=device, precision=precision,
-                         progress=progress)
+                         progress=progress, report_every=max(1, self.iterations // 100))
         except FloatingPointError as exc:
             raise CodecError(f"{self.name}: {exc}") from None
         model = result.model
