@@ -17,7 +17,7 @@ from nicviz.errors import NicvizError
 from nicviz.executors import make_executor
 from nicviz.metrics import METRICS
 from nicviz.paths import allowed_folder, results_dir
-from nicviz.settings import dask_schedulers, max_neural_pixels, max_sweep_images
+from nicviz.settings import dask_schedulers, max_neural_pixels, max_pixels, max_sweep_images
 from nicviz.specs import format_qualities, parse_qualities
 from nicviz.sweep import run_sweep
 from nicviz.tasks.classify.models import ISIC_MODELS, MODELS_DIR
@@ -76,11 +76,10 @@ if scheduler:
     ship = st.checkbox("Send the images with each task (workers cannot see this machine's folders)",
                        key="rs_ship")
 neural = [c for c in codecs if get_codec(c).family == "neural"]
-downscale = False
-if neural:
-    downscale = st.checkbox(f"Downscale images above {max_neural_pixels() / 1e6:.1f} megapixels (the limit for a "
-                            "neural codec on this server); unticked, such images are skipped", value=True,
-                            key="rs_downscale")
+limits = {"classical": max_pixels(), "neural": max_neural_pixels()}
+downscale = st.checkbox(f"Downscale images above this server's limits ({limits['classical'] / 1e6:g} megapixels"
+                        + (f"; {limits['neural'] / 1e6:g} for the neural codecs" if neural else "")
+                        + "); unticked, such images are skipped", value=True, key="rs_downscale")
 
 
 run = st.button("Run", type="primary", key="rs_run")
@@ -134,7 +133,7 @@ if run:
             else None
         summary = run_sweep(dataset, codecs, qualities, out, metrics=tuple(metrics), task=task, progress=False,
                             on_progress=progress, command=["dashboard", "run-a-sweep", name], executor=executor,
-                            pixel_limits={"neural": max_neural_pixels()}, downscale=downscale)
+                            pixel_limits=limits, downscale=downscale)
         bar.progress(1.0, text="done")
         mine.add(name)
         if summary.rows:

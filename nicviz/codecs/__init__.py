@@ -1,4 +1,8 @@
-"""Codec registry: classical (Pillow) and neural (CompressAI) codecs."""
+"""Codec registry: classical (Pillow), neural (CompressAI) and overfitted codecs.
+
+Importing this package registers every codec: each module registers its own (adding a
+codec is one module and one line here); ``base`` never imports them back.
+"""
 
 from nicviz.codecs.base import (
     RATE_BITSTREAM,
@@ -25,3 +29,6 @@ __all__ = [
     "register_codec",
     "unregister_codec",
 ]
+
+# registration (after the names above: the codec modules import them from base)
+from nicviz.codecs import classical, neural, overfitted  # noqa: E402,F401

@@ -137,7 +137,6 @@ def unregister_codec(name: str) -> None:
 
 def get_codec(name: str) -> Codec:
     """Return the (cached) codec instance registered as ``name``."""
-    _ensure_loaded()
     if name not in _REGISTRY:
         raise CodecError(f"unknown codec {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     if name not in _INSTANCES:
@@ -147,10 +146,4 @@ def get_codec(name: str) -> Codec:
 
 def list_codecs() -> list[str]:
     """Names of all registered codecs, classical first."""
-    _ensure_loaded()
     return list(_REGISTRY)
-
-
-def _ensure_loaded() -> None:
-    # Importing the modules registers their codecs.
-    from nicviz.codecs import classical, neural, overfitted  # noqa: F401
