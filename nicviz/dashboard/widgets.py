@@ -166,13 +166,17 @@ def cached_evaluate(rgb: np.ndarray, codec: str, quality: int):
         return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-@st.cache_data(show_spinner=False, ttl=300, max_entries=4)
 def dataset_choices() -> dict[str, str]:
     """Known datasets present under the data root: label -> folder."""
     root = data_root()
-    if root is None:
-        return {}
-    return {name: str(root / sub) for name, sub in KNOWN_DATASETS.items() if (root / sub).is_dir()}
+    return {} if root is None else _dataset_choices(str(root))
+
+
+@st.cache_data(show_spinner=False, ttl=300, max_entries=4)
+def _dataset_choices(root: str) -> dict[str, str]:  # keyed by the root: a changed $NICVIZ_DATA is seen
+    from pathlib import Path
+
+    return {name: str(Path(root) / sub) for name, sub in KNOWN_DATASETS.items() if (Path(root) / sub).is_dir()}
 
 
 @st.cache_data(show_spinner=False, ttl=300, max_entries=16)
