@@ -11,6 +11,7 @@ results folder, and atomic file writes. Works from a checkout and from an instal
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,7 +127,7 @@ class FileLock:
     in-process registry refuses a second writer the same way."""
 
     _held: set[str] = set()
-    _guard = __import__("threading").Lock()
+    _guard = threading.Lock()
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.lock = Path(str(path) + ".lock")
@@ -160,20 +161,28 @@ class FileLock:
         from nicviz.errors import NicvizError
 
         self.lock.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
-            try:
-                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = self._owner()
-                if owner is not None and owner[0] != os.getpid() and _alive(*owner):
-                    raise NicvizError(f"{target} is in use by process {owner[0]} (another sweep is writing it); "
-                                      "wait for it to finish or choose another output") from None
-                self.lock.unlink(missing_ok=True)  # stale: its writer is gone
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"{os.getpid()} {_start_time(os.getpid())}\n")
-            self.held = True
-            return
+        # the lock appears with its content in one step (a hard link of a written file): a
+        # reader never sees an empty lock and takes it for a stale one
+        tmp = self.lock.with_name(f"{self.lock.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
+        try:
+            for _ in range(3):
+                try:
+                    _link_or_create(tmp, self.lock)
+                except FileExistsError:
+                    owner = self._owner()
+                    if owner is None and _age_s(self.lock) < 10:
+                        owner = (-1, None)  # an unreadable lock just written by an older nicviz: not stale yet
+                    if owner is not None and owner[0] != os.getpid() and (owner[0] == -1 or _alive(*owner)):
+                        who = f"process {owner[0]}" if owner[0] != -1 else "another process"
+                        raise NicvizError(f"{target} is in use by {who} (another sweep is writing it); "
+                                          "wait for it to finish or choose another output") from None
+                    self.lock.unlink(missing_ok=True)  # stale: its writer is gone
+                    continue
+                self.held = True
+                return
+        finally:
+            tmp.unlink(missing_ok=True)
         raise NicvizError(f"{self.lock}: cannot take the lock")
 
     def release(self) -> None:
@@ -189,6 +198,28 @@ class FileLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _link_or_create(src: Path, dst: Path) -> None:
+    """``dst`` with ``src``'s content, created atomically: a hard link, or where the file
+    system has none, an exclusive create (FileExistsError when ``dst`` exists)."""
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError:
+        fd = os.open(dst, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(src.read_text())
+
+
+def _age_s(path: Path) -> float:
+    import time
+
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
 
 
 def _start_time(pid: int) -> float:
