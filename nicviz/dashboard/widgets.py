@@ -127,8 +127,12 @@ def _fitted_evaluate(rgb: np.ndarray, codec: str, quality: float):
         if key in _FITTED:
             return _FITTED[key], None
     c = _codec(codec)
+    if st.session_state.get(f"cancel_fit_{codec}"):  # the rerun Cancel caused: do not start over by itself
+        st.button("Fit again", key=f"refit_{codec}", help=f"Start fitting {codec} to this image again.")
+        return None, (f"{codec}: fitting cancelled, nothing was kept. Press 'Fit again' to start over, or choose "
+                      "another codec or quality.")
     bar = st.progress(0.0, text=f"{codec} at quality {quality:g}: fitting a decoder to this image...")
-    st.button("Cancel", key=f"cancel_fit_{codec}", help="Stop fitting (pressing it reruns the page).")
+    st.button("Cancel", key=f"cancel_fit_{codec}", help="Stop fitting this image.")
     started = time.monotonic()
 
     def progress(it: int, total: int, bpp: float, psnr: float) -> None:
