@@ -241,6 +241,24 @@ def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_tur
         _wait_idle(pg)
         pg.get_by_text("CER 0.00").first.wait_for(timeout=60_000)  # read, and read right
         _wait_idle(pg)
+        # a photo with no plate in it: a plain warning, no traceback ("empty label" once was)
+        blank = Path(plates) / "no-plate.png"
+        from PIL import Image
+
+        Image.new("RGB", (160, 80), (128, 140, 150)).save(blank)
+        box.fill("")
+        box.press("Enter")
+        _wait_idle(pg)
+        pg.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(blank))
+        _wait_idle(pg)
+        pg.get_by_text("OCR finds no plate text in the original photo").first.wait_for(timeout=60_000)
+        assert pg.locator('[data-testid="stException"]').count() == 0
+        pg.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
+        box.fill(text)
+        box.press("Enter")
+        _wait_idle(pg)
+        pg.get_by_text("CER 0.00").first.wait_for(timeout=60_000)
+        _wait_idle(pg)
         pg.get_by_text("Legend").last.scroll_into_view_if_needed()
         pg.screenshot(path=str(Path(os.environ.get("NICVIZ_SCREENSHOTS", ROOT / "screenshots"))
                                / "plates_upload.png"))
