@@ -8,20 +8,21 @@ import streamlit as st
 from nicviz.analysis import bd_rate
 from nicviz.dashboard.widgets import load_results, result_frames
 from nicviz.plots import METRIC_LABELS, rd_figure
-from nicviz.reference import load_references, reference_dir
+from nicviz.reference import load_references
 from nicviz.results import list_result_files, results_dir
 
 st.title("Rate-distortion")
 
 files = list_result_files("rd")
 if not files:
-    st.warning(f"No rate-distortion results in {results_dir()}. Run a sweep on the 'Run a sweep' page or with "
-               "`nicviz sweep`.")
+    st.warning("No rate-distortion results yet. Run a sweep on the 'Run a sweep' page or with `nicviz sweep`.")
     st.stop()
 labels = {str(p.relative_to(results_dir())): p for p in files}
-# the shipped Kodak curves, and the newest sweep of the user's own (Run a sweep) when there is one
-newest_user = max((k for k in labels if k.startswith("user/")), key=lambda k: labels[k].stat().st_mtime, default=None)
-default = [k for k in labels if k.startswith("kodak/")] + ([newest_user] if newest_user else [])
+# the shipped Kodak curves and this session's own sweeps (never another session's newest file)
+mine = [f"user/{n}.csv" for n in sorted(st.session_state.get("rs_written", set()))]
+mine = [k for k in mine if k in labels]
+newest_user = max(mine, key=lambda k: labels[k].stat().st_mtime, default=None)
+default = [k for k in labels if k.startswith("kodak/")] + mine
 default = default or list(labels)[:1]
 chosen = st.multiselect("Results files", list(labels), default=default, key="rd_files")
 if not chosen:
@@ -30,9 +31,17 @@ if not chosen:
 frames = []
 for key in chosen:
     try:
-        frames.append(load_results(str(labels[key]), labels[key].stat().st_mtime))
+        frame = load_results(str(labels[key]), labels[key].stat().st_mtime)
     except (ValueError, OSError) as exc:
-        st.error(f"{key}: {exc}")
+        st.error(f"{key}: {str(exc).splitlines()[0].replace(str(results_dir()), 'results')}")
+        continue
+    missing = [c for c in ("dataset", "image", "codec", "quality", "bpp", "psnr") if c not in frame.columns]
+    if missing:  # a file of another kind, or one whose sweep failed: left out, never a traceback
+        st.warning(f"{key} is left out: it has no {', '.join(missing)} column(s).")
+        continue
+    if key.startswith("user/"):  # a user's sweep is a curve of its own, never averaged into the shipped ones
+        frame = frame.assign(codec=frame["codec"].astype(str) + f" ({key.removeprefix('user/').removesuffix('.csv')})")
+    frames.append(frame)
 if not frames:
     st.stop()
 df = pd.concat(frames, ignore_index=True)
@@ -58,7 +67,7 @@ if images:
     df = df[df["image"].isin(images)]
 
 refs = load_references()
-ref_pick = st.multiselect(f"CompressAI published curves (Kodak, from {reference_dir()})", sorted(refs),
+ref_pick = st.multiselect("CompressAI published curves (Kodak, as CompressAI publishes them)", sorted(refs),
                           default=[k for k in ("jpeg", "compressai-cheng2020-anchor_mse_cuda") if k in refs],
                           key="rd_refs")
 if ref_pick and df["dataset"].astype(str).iloc[0] != "kodak":
@@ -97,7 +106,8 @@ if rows:
 st.subheader("Per-quality means")
 means = df.groupby(["codec", "quality"])[["bpp", "psnr", "ssim", "ms_ssim", "vif"]].mean().reset_index()
 st.dataframe(means, hide_index=True)
-st.download_button("Download the selected rows (CSV)", df.to_csv(index=False).encode(), file_name="nicviz-rd.csv",
+st.download_button("Download the selected rows (CSV)", df[df["codec"].isin(codecs)].to_csv(index=False).encode(),
+                   file_name="nicviz-rd.csv",
                    key="rd_csv")
 
 names = {k: d for k, (_, d) in result_frames("classify").items() if "label" not in d or d["label"].isna().all()}

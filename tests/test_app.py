@@ -156,10 +156,18 @@ def test_run_sweep_page(tmp_path, monkeypatch):
     assert any("rows in" in s.value for s in at.success)
     name = at.text_input(key="rs_name").value
     assert name.startswith("my-sweep-") and len(name) > len("my-sweep-")  # each session its own default
-    # the new sweep shows on Rate-distortion without changing any selection
-    rd = page("app_pages/rate_distortion.py").run()
+    # the new sweep shows on Rate-distortion (same session) without changing any selection, as a curve of its own
+    rd = page("app_pages/rate_distortion.py")
+    rd.session_state["rs_written"] = {name}
+    rd.run()
     assert not rd.exception and f"user/{name}.csv" in rd.multiselect(key="rd_files").value
+    assert f"jpeg ({name})" in rd.multiselect(key="rd_codecs").options
     assert len(rd.get("plotly_chart")) >= 1
+    shipped = write_builtin_samples(tmp_path / "imgs-shipped", ("chelsea",))
+    run_sweep(shipped, ["jpeg"], {"jpeg": [30]}, tmp_path / "kodak" / "shipped.csv", metrics=("psnr",), progress=False)
+    other_rd = page("app_pages/rate_distortion.py").run()  # another session: the shipped file, not this one's
+    assert other_rd.multiselect(key="rd_files").value == ["kodak/shipped.csv"]
+    assert not other_rd.exception and f"user/{name}.csv" not in other_rd.multiselect(key="rd_files").value
     # adding a codec brings its qualities into the spec
     at.multiselect(key="rs_codecs").set_value(["jpeg", "webp"]).run()
     assert "webp=" in at.text_input(key="rs_qualities_jpeg-webp").value
