@@ -14,6 +14,7 @@ from nicviz.dashboard.widgets import (
     dataset_image,
     dataset_images,
     error_maps,
+    error_scale,
     load_upload,
     png_later,
     quality_picker,
@@ -130,7 +131,9 @@ if len(results) == 2:
     target = st.radio("Error of", ["A", "B"], horizontal=True, key="err_of",
                       format_func=lambda k: f"{k}: {results[k][0]} q{results[k][1]:g}")
 err_cols = st.columns(2)
-emap, smap, vmax = error_maps(rgb, results[target][3])
+# one brightness scale for A and B (the larger of their 99.5th percentiles): the maps compare by eye
+shared = error_scale(rgb, [r[3] for r in results.values()]) if len(results) == 2 else None
+emap, smap, vmax = error_maps(rgb, results[target][3], shared)
 who = f"{target}: {results[target][0]} q{results[target][1]:g}"
 err_cols[0].image(emap, caption=f"{who}, absolute error, mean over RGB (bright = {vmax:.0f} or more)",
                   width="stretch")

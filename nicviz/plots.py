@@ -19,14 +19,19 @@ _INFERNO = ["#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#
             "#f7d13d", "#fcffa4"]
 
 
+#: 20 distinguishable colours (Tableau 10, then darker and lighter companions)
 _PALETTE = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-            "#bcbd22", "#7f7f7f"]
+            "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
+            "#e6550d", "#31a354", "#756bb1", "#636363"]
+#: every codec nicviz knows and every CompressAI reference family: a colour of its own
 _FIXED = {"jpeg": 0, "webp": 1, "avif": 2, "jpeg2000": 3, "jpegxl": 4, "heif": 5, "cheng2020-anchor-mini": 6,
-          "cheng2020-attn-mini": 7, "cheng2020-anchor": 8, "cheng2020-attn": 9}
+          "cheng2020-attn-mini": 7, "cheng2020-anchor": 8, "cheng2020-attn": 9, "mbt2018-mean": 10,
+          "mbt2018": 11, "bmshj2018-hyperprior": 12, "bmshj2018-factorized": 13, "bpg": 14, "vtm": 15,
+          "overfitted": 16, "overfitted-fast": 17, "overfitted-slow": 18, "hm": 19}
 
 
 def codec_color(codec: str) -> str:
-    """The same colour for a codec in every chart."""
+    """The same colour for a codec in every chart (a user's curve, ``jpeg (my-sweep)``, gets another)."""
     if codec in _FIXED:
         return _PALETTE[_FIXED[codec]]
     return _PALETTE[sum(map(ord, codec)) % len(_PALETTE)]
@@ -133,7 +138,7 @@ def reference_codec(label: str) -> str:
     for name in ("cheng2020-anchor", "cheng2020-attn", "mbt2018-mean", "mbt2018", "bmshj2018-hyperprior",
                  "bmshj2018-factorized", "jpeg2000", "jpeg", "webp", "av1", "bpg", "vtm", "hm"):
         if low.startswith(name):
-            return {"av1": "avif", "bpg": "heif", "hm": "heif"}.get(name, name)
+            return {"av1": "avif"}.get(name, name)
     return low
 
 

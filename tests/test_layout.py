@@ -222,3 +222,8 @@ def test_reference_curves_take_their_codecs_colour():
     assert reference_codec("jpeg") == "jpeg" and reference_codec("jpeg2000") == "jpeg2000"
     assert reference_codec("compressai-cheng2020-anchor_mse_cuda") == "cheng2020-anchor"
     assert codec_color(reference_codec("jpeg")) == codec_color("jpeg") != codec_color("jpeg2000")
+    # every codec nicviz ships and every published family has a colour of its own (BPG is not HEIF)
+    from nicviz.codecs import RATE_ESTIMATED, get_codec, list_codecs
+
+    names = [c for c in list_codecs() if get_codec(c).rate_mode != RATE_ESTIMATED] + ["bpg", "vtm", "hm"]
+    assert len({codec_color(n) for n in names}) == len(names)

@@ -173,3 +173,12 @@ def test_the_live_demo_has_hard_plates_that_compression_breaks(tmp_path):
             rec = evaluate(rgb, "jpeg", 5, ["psnr"]).reconstruction
             broken += not exact(select_plate(engine.read(rec))[0], text)
     assert broken >= 1
+
+
+def test_an_empty_reading_is_never_the_letters_nan():
+    import math
+
+    from nicviz.tasks.ocr.plates import cer, diff_html, normalize
+
+    assert normalize(math.nan) == "" and normalize(None) == ""
+    assert "NAN" not in diff_html("7164HF", math.nan) and cer(math.nan, "7164HF") == 1.0

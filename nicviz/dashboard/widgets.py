@@ -19,7 +19,7 @@ from nicviz.images import ImageError, load_image, to_png_bytes
 from nicviz.settings import max_neural_pixels, max_pixels
 
 __all__ = ["ci_text", "bd_classifier_tables", "bd_codec_table", "plate_gallery", "neural_size_guard", "size_guard", "MAX_NEURAL_PIXELS", "MAX_PIXELS",
-           "claim_results_name", "release_results_name", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+           "claim_results_name", "release_results_name", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "error_scale", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
            "load_upload", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
            "classifier", "classify"]
 
@@ -307,13 +307,21 @@ def comparison(left: np.ndarray, right: np.ndarray, left_label: str, right_label
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def error_maps(rgb: np.ndarray, recon: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Colourised absolute-error and 1 - SSIM maps, and the error value shown brightest."""
+def error_scale(rgb: np.ndarray, recons: list[np.ndarray]) -> float:
+    """One brightness scale for several error maps: the largest 99.5th percentile of their absolute errors."""
+    from nicviz.metrics import abs_error_map
+
+    return max(float(np.percentile(abs_error_map(rgb, r), 99.5)) for r in recons) or 1.0
+
+
+def error_maps(rgb: np.ndarray, recon: np.ndarray, vmax: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Colourised absolute-error and 1 - SSIM maps, and the error value shown brightest
+    (``vmax``: a scale shared with another map, so A and B compare by eye)."""
     from nicviz.metrics import abs_error_map, ssim_map
     from nicviz.plots import colorize
 
     emap = abs_error_map(rgb, recon)
-    vmax = float(np.percentile(emap, 99.5)) or 1.0
+    vmax = vmax or float(np.percentile(emap, 99.5)) or 1.0
     smap = ssim_map(rgb, recon)
     return colorize(emap, 0, vmax), colorize(1 - np.clip(smap, 0, 1), 0, 0.5), vmax
 

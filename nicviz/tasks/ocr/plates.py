@@ -52,8 +52,11 @@ MAX_PLATE_LEN = 10
 MIN_HEIGHT_RATIO = 0.6
 
 
-def normalize(text: str) -> str:
-    """Upper case, only A-Z and 0-9 kept."""
+def normalize(text: str | None) -> str:
+    """Upper case, only A-Z and 0-9 kept; an empty reading (``None``, or NaN as a results
+    file reads an empty cell) is the empty string, never the letters "NAN"."""
+    if text is None or (isinstance(text, float) and text != text):
+        return ""
     return _KEEP.sub("", str(text).upper())
 
 
