@@ -22,6 +22,10 @@ PRESETS = {"overfitted-fast": 600, "overfitted": 2000, "overfitted-slow": 8000}
 K_CANDIDATES = tuple(range(5, 13))
 
 
+#: the quality ladder in words (recorded with every row: a later ladder would give other rates)
+LADDER = "0.012 * 2^(-0.9 (q - 1))"
+
+
 def lambda_for(quality: float) -> float:
     """The rate-distortion trade-off of a quality: ``lambda = 0.012 x 2^(-0.9 (q - 1))`` in
     ``MSE + lambda x bpp`` (MSE on [0, 1] RGB); q 1..8 spans about 0.1..1 bpp on Kodak."""
@@ -93,7 +97,7 @@ class OverfittedCodec(Codec):
         """What a result row records of the encoder's effort."""
         device, precision = _settings()
         return {"iterations": self.iterations, "config": self.config.as_dict(), "device": device,
-                "precision": precision, "seed": 0}
+                "precision": precision, "seed": 0, "lambda": LADDER}
 
     def settings_json(self) -> str:
         return json.dumps(self.settings(), sort_keys=True)
@@ -121,7 +125,7 @@ class OverfittedCodec(Codec):
         model = result.model
         with torch.no_grad():
             ys = [torch.round(y.detach()[0, 0].double()) for y in model.latents]
-        ref = torch.from_numpy(rgb).double()
+        ref = torch.tensor(rgb, dtype=torch.float64)
         # synthesis step: the cheapest MSE + lambda x bpp; ARM step: the fewest bits (it changes only the rate)
         best_syn = None
         for k in K_CANDIDATES:
