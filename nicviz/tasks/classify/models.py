@@ -114,6 +114,27 @@ class EffNetLiteClassifier(Classifier):
             return torch.softmax(self.model(t), dim=1).numpy().astype(np.float64)
 
 
+def import_keras():
+    """Keras (TensorFlow), imported so that the process survives: TensorFlow first and torch's
+    triton after it (CompressAI imports it through torch_geometric, as any neural codec does
+    later) segfaults the process, while the other order is safe; so CompressAI is loaded first."""
+    import os
+    from importlib.util import find_spec
+
+    if find_spec("compressai") is not None:
+        from nicviz.codecs.weights import import_compressai
+
+        import_compressai()
+    # TensorFlow's C++ start-up messages would come before nicviz's one-line errors
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    try:
+        import keras
+    except ImportError as exc:
+        raise NicvizError(f"Keras models need tensorflow-cpu installed ({exc})") from None
+    return keras
+
+
 def _sidecar(path: Path) -> dict:
     """A model's sidecar JSON as a dict, or a one-line error."""
     try:
@@ -145,15 +166,7 @@ class KerasClassifier(Classifier):
             raise NicvizError(f"{sidecar.name}: 'preprocess' must be a name, one of {', '.join(PREPROCESS)}")
         if preprocess not in PREPROCESS:
             raise NicvizError(f"unknown preprocessing {preprocess!r}; choose from {', '.join(PREPROCESS)}")
-        import os
-
-        # TensorFlow's C++ start-up messages would come before nicviz's one-line errors
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-        try:
-            import keras
-        except ImportError as exc:
-            raise NicvizError(f"Keras models need tensorflow-cpu installed ({exc})") from None
+        keras = import_keras()
         try:
             self.model = keras.models.load_model(str(path), compile=False, safe_mode=True)
         except Exception as exc:  # keras raises many types for bad files
