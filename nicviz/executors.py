@@ -175,19 +175,28 @@ class DaskExecutor:
 
 
 def _connect(client_cls, address: str, timeout_s: float):
-    """A Dask client within ``timeout_s`` in all: a peer that accepts the connection but
-    never speaks Dask's protocol (an HTTP server) is given up on, not waited for."""
-    import concurrent.futures as cf
+    """A Dask client within ``timeout_s`` + 5 s in all: a peer that accepts the connection but
+    never speaks Dask's protocol (an HTTP server) is given up on, not waited for. The attempt
+    runs on a daemon thread, so a peer that never answers cannot keep the process alive."""
+    import queue
+    import threading
 
-    pool = cf.ThreadPoolExecutor(1)
-    fut = pool.submit(client_cls, address, timeout=f"{timeout_s}s")
+    out: queue.Queue = queue.Queue(1)
+
+    def attempt() -> None:
+        try:
+            out.put((True, client_cls(address, timeout=f"{timeout_s}s")))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            out.put((False, exc))
+
+    threading.Thread(target=attempt, name="nicviz-dask-connect", daemon=True).start()
     try:
-        return fut.result(timeout_s + 5)
-    except cf.TimeoutError:
-        fut.add_done_callback(lambda f: f.exception() is None and f.result().close())
+        ok, value = out.get(timeout=timeout_s + 5)
+    except queue.Empty:
         raise TimeoutError(f"no Dask handshake within {timeout_s + 5:.0f} s") from None
-    finally:
-        pool.shutdown(wait=False)
+    if not ok:
+        raise value
+    return value
 
 
 def make_executor(kind: str = "local", jobs: int = 1, scheduler: str | None = None,

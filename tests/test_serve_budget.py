@@ -396,3 +396,23 @@ def test_report_compressai_keeps_fractional_qualities(tmp_path, capsys):
     pd.DataFrame(rows).to_csv(f, index=False)
     assert main(["report", str(f), "--format", "compressai"]) == 0
     assert json.loads(capsys.readouterr().out)["results"]["quality"] == [1, 1.5, 2.25, 3]
+
+
+def test_a_peer_that_never_speaks_dask_is_given_up_on(tiny, tmp_path):
+    """An open port that accepts but never answers (an HTTP server, say): one line after the
+    timeout, not a sweep stuck at 'starting...'."""
+    import socket
+
+    from nicviz.executors import DaskExecutor
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    try:
+        ex = DaskExecutor(f"tcp://127.0.0.1:{server.getsockname()[1]}", timeout_s=1)
+        with pytest.raises(NicvizError, match="cannot reach the Dask scheduler"):
+            run_sweep(tiny, ["jpeg"], {"jpeg": [30]}, tmp_path / "r.csv", metrics=("psnr",), progress=False,
+                      executor=ex)
+    finally:
+        server.close()
+    assert not (tmp_path / "r.csv").exists()
