@@ -384,8 +384,9 @@ def plate_gallery(rows, root: str | None, codec: str, quality, per_page: int = 8
                 res, err = cached_evaluate(rgb, codec, quality)
                 if res:
                     col.image(res[1], caption=f"{codec} q{quality:g}", width="stretch")
-        col.markdown(f"`{label}`  \n{diff_html(label, str(r['read_ref']))} &rarr; {diff_html(label, str(r['read']))}",
-                     unsafe_allow_html=True)
+        # the raw readings: an empty one (NaN in the results file) must not become the letters "nan"
+        col.markdown(f"label `{label}`  \nthe original reads {diff_html(label, r['read_ref'])}  \n"
+                     f"compressed, it reads {diff_html(label, r['read'])}", unsafe_allow_html=True)
         col.button("Open", key=f"pl_open_{i}", on_click=st.session_state.__setitem__,
                    args=("pl_opened", str(r["image"])))
     opened = st.session_state.get("pl_opened")
@@ -401,9 +402,9 @@ def plate_gallery(rows, root: str | None, codec: str, quality, per_page: int = 8
         else:
             o, c = side_by_side(root, opened, codec, quality, "plate images")
         label = str(r["text"])
-        o.markdown(f"label `{label}`  \nread: {diff_html(label, str(r['read_ref']))}  \nCER {float(r['cer_ref']):.2f}",
+        o.markdown(f"label `{label}`  \nread: {diff_html(label, r['read_ref'])}  \nCER {float(r['cer_ref']):.2f}",
                    unsafe_allow_html=True)
-        c.markdown(f"label `{label}`  \nread: {diff_html(label, str(r['read']))}  \nCER {float(r['cer']):.2f}",
+        c.markdown(f"label `{label}`  \nread: {diff_html(label, r['read'])}  \nCER {float(r['cer']):.2f}",
                    unsafe_allow_html=True)
 
 
