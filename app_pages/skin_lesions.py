@@ -1,32 +1,26 @@
-"""Skin lesions: does the diagnosis survive compression? Accuracy drop with confidence
-intervals, a plain-language summary, per-image view and the clinician's own image."""
+"""Skin lesions: does the diagnosis survive compression? The clinician's check of one
+lesion image first (diagnosis before and after, in words; where the classifier looks),
+then the study's evidence in sentences, then the research tables."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from nicviz.analysis import classification_summary, confusion, per_class_recall
-from nicviz.analysis.classify import class_outcomes, most_informative, plain_summary
+from nicviz.analysis.classify import class_outcomes, most_informative
+from nicviz.analysis.wording import plain_summary
+from nicviz.dashboard.lesions import classifier_name, lesion_check, study_evidence
 from nicviz.dashboard.widgets import (
-    available_codecs,
     bd_classifier_tables,
     bd_codec_table,
-    cached_evaluate,
     ci_text,
-    classifier,
-    classify,
-    load_upload,
-    quality_picker,
     result_frames,
     results_meta,
     side_by_side,
-    size_guard,
 )
 from nicviz.plots import classifiers_figure, curve_figure
-from nicviz.results import dataset_folder, results_dir
-from nicviz.tasks.classify.models import ISIC_MODELS, MODELS_DIR
+from nicviz.results import dataset_folder
 
 #: the summary's columns in words a clinician reads
 PLAIN_COLUMNS = {"bpp": "bits per pixel", "accuracy_ref": "accuracy, originals (%)",
@@ -34,189 +28,155 @@ PLAIN_COLUMNS = {"bpp": "bits per pixel", "accuracy_ref": "accuracy, originals (
                  "drop_hi": "drop, 95 % CI to", "mcnemar_p": "McNemar p", "flip_rate": "diagnoses changed (%)",
                  "macro_f1": "macro-F1", "kappa": "Cohen's kappa", "confidence_change": "confidence change (points)"}
 
-def classifier_name(task: str) -> str:
-    """``classify`` / ``classify:<spec>`` in words."""
-    spec = task.partition(":")[2] or "isic-effnet-lite0"
-    return ISIC_MODELS.get(spec, spec)
-
-
 st.title("Skin lesions")
-st.caption("A 9-class dermoscopy classifier (EfficientNet-Lite0 fine-tuned by nicviz on ISIC) on compressed "
-           "lesion images: how often does the diagnosis change? A research demonstration, not a medical device.")
+st.caption("Does a lesion keep its diagnosis after compression? A 9-class dermoscopy classifier (EfficientNet-Lite0 "
+           "fine-tuned by nicviz on ISIC) on the original and the compressed image. A research demonstration, "
+           "not a medical device.")
 
 frames = {k: v for k, v in result_frames("classify").items()
           if v[1]["task"].astype(str).str.startswith("classify").any() and v[1]["label"].notna().any()}
 
-if not frames:
-    st.info(f"No labelled classification results in {results_dir()}: run `nicviz sweep isic-test --task classify "
-            "--out results/isic/mine.csv`. Your own image can still be checked below.")
-else:
-    key = st.selectbox("Results file", list(frames), key="sk_file")
-    path, all_df = frames[key]
-    all_df = all_df[all_df["task"].astype(str).str.startswith("classify")]
-    tasks = sorted(all_df["task"].astype(str).unique(), key=lambda t: (t != "classify", t))
-    task = tasks[0]
-    if len(tasks) > 1:
-        task = st.radio("Classifier", tasks, format_func=classifier_name, horizontal=True, key="sk_task",
-                        help="standard: trained on original images. Compression-trained (all codecs): shown "
-                             "each training image beside a copy compressed by a random codec at a random "
-                             "quality (JPEG, WebP, AVIF, JPEG 2000, the two neural minis) and taught to give "
-                             "both the same diagnosis, while keeping the standard model's answers on the "
-                             "originals. Without AVIF: trained the same way with the same codecs less AVIF, "
-                             "with JPEG XL and HEIF instead, to test a codec it never saw.")
-    df = all_df[all_df["task"].astype(str) == task]
-    summary = classification_summary(df)
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(curve_figure(summary, "drop", "accuracy drop (points, 95 % CI)", "drop_lo", "drop_hi"),
-                    key="sk_drop")
-    c2.plotly_chart(curve_figure(summary, "accuracy", "top-1 accuracy (%)"), key="sk_acc")
-    shown = summary[["codec", "quality", "bpp", "accuracy_ref", "accuracy", "drop", "drop_lo", "drop_hi",
-                     "mcnemar_p", "flip_rate", "macro_f1", "kappa", "confidence_change"]].copy()
-    shown[["flip_rate", "confidence_change"]] *= 100
-    shown = shown.round({"bpp": 3, "accuracy_ref": 1, "accuracy": 1, "drop": 1, "drop_lo": 1, "drop_hi": 1,
-                         "mcnemar_p": 3, "flip_rate": 1, "macro_f1": 3, "kappa": 3, "confidence_change": 1})
-    st.dataframe(shown.rename(columns=PLAIN_COLUMNS), hide_index=True)
-    st.caption("Drop: accuracy on the originals minus accuracy after compression, in points, with its exact 95 % "
-               "interval (it excludes 0 exactly when McNemar's test finds the change significant, p < 0.05). "
-               "Macro-F1 and kappa: agreement with the true diagnoses over all classes (1 = perfect).")
-    if "drop" in summary and "jpeg" in set(summary["codec"]) and summary["codec"].nunique() > 1:
-        with st.expander("BD-accuracy of each codec against JPEG"):
-            with st.spinner("Bootstrapping the BD intervals..."):
-                bdc = bd_codec_table(str(path), path.stat().st_mtime, task, "jpeg", "correct")
-            if not bdc.empty:
-                st.dataframe(pd.DataFrame({
-                    "codec": bdc["codec"], "BD-accuracy (points)": bdc["bd_score"].round(1),
-                    "95 % CI": [ci_text(a, b) for a, b in zip(bdc["bd_score_lo"], bdc["bd_score_hi"], strict=True)],
-                    "bits for JPEG's accuracy (%)": [ci_text(v, None) for v in bdc["bd_rate"]],
-                    "bits, 95 % CI": [ci_text(a, b) for a, b in zip(bdc["bd_rate_lo"], bdc["bd_rate_hi"],
-                                                                    strict=True)]}), hide_index=True)
-                st.caption("Mean accuracy gain over JPEG across the rates both cover, and the bits each codec "
-                           "needs for JPEG's accuracy (negative: fewer); 95 % bootstrap intervals over images.")
+check, research_tab = st.tabs(["Check a lesion image", "Research tables"])
+with check:
+    chosen = lesion_check()
+    st.subheader("What the study found")
+    study_evidence(frames, chosen["codec"], chosen["bpp"], chosen["task"], chosen["dataset"])
 
-    labelled_codecs = sorted(summary["codec"].unique())
-    if len(tasks) > 1 and "drop" in summary:
-        st.subheader("Accuracy won back by compression training")
-        mtime = path.stat().st_mtime
-        w1, w2 = st.columns([1, 2])
-        wcodec = w1.selectbox("Codec", labelled_codecs, key="sk_wcodec",
-                              index=labelled_codecs.index("jpeg") if "jpeg" in labelled_codecs else 0)
-        curves = pd.concat([classification_summary(all_df[(all_df["task"].astype(str) == t)
-                                                          & (all_df.codec == wcodec)]).assign(classifier=t)
-                            for t in tasks], ignore_index=True)
-        curves = curves.rename(columns={"accuracy_lo": "acc_lo", "accuracy_hi": "acc_hi"})
-        st.plotly_chart(classifiers_figure(curves, {t: classifier_name(t) for t in tasks}), key="sk_wfig")
-        st.caption("Top-1 accuracy on the compressed images, each with its exact 95 % interval (band); dotted: "
-                   "each classifier on the original images.")
-        with st.spinner("Bootstrapping the BD intervals..."):
-            bd, won = bd_classifier_tables(str(path), mtime, tasks[0])
-        if not won.empty:
-            w = pd.DataFrame({
-                "codec": won["codec"], "quality": won["quality"], "bits per pixel": won["bpp"].round(3),
-                "classifier": won["task"].map(classifier_name),
-                "accuracy won back (points)": won["won_back"].round(1),
-                "won back, 95 % CI": [ci_text(a, b) for a, b in zip(won["won_back_lo"], won["won_back_hi"],
-                                                                    strict=True)],
-                "McNemar p": won["won_back_p"].round(3),
-                "standard loses (points)": won["standard_drop"].round(1),
-                "this one loses (points)": won["other_drop"].round(1),
-                "its loss, 95 % CI": [ci_text(a, b) for a, b in zip(won["other_drop_lo"], won["other_drop_hi"],
-                                                                    strict=True)]})
-            st.dataframe(w, hide_index=True)
-            st.caption("At the highest bit rate where the standard classifier loses more than 5 points, per "
-                       "codec: the accuracy the compression-trained one wins back on the same compressed images, "
-                       "and what each classifier loses against its own accuracy on the original images (exact "
-                       "paired intervals; a won-back interval above 0 is significant at p < 0.05).")
-        if not bd.empty:
-            b = pd.DataFrame({
-                "codec": bd["codec"], "classifier": bd["task"].map(classifier_name),
-                "BD-accuracy (points)": bd["bd_score"].round(1),
-                "95 % CI": [ci_text(a, b) for a, b in zip(bd["bd_score_lo"], bd["bd_score_hi"], strict=True)],
-                "bits at equal accuracy (%)": [ci_text(v, None) for v in bd["bd_rate"]],
-                "bits, 95 % CI": [ci_text(a, b) for a, b in zip(bd["bd_rate_lo"], bd["bd_rate_hi"], strict=True)],
-                "over bits per pixel": [f"{a:.2f} to {b:.2f}" for a, b in zip(bd["from_bpp"], bd["to_bpp"],
-                                                                             strict=True)]})
-            st.dataframe(b, hide_index=True)
-            st.caption("BD-accuracy: the mean accuracy gain over the standard classifier across the bit rates "
-                       "both curves cover (as BD-PSNR does for quality); bits at equal accuracy: how many "
-                       "fewer (negative) or more bits the same accuracy needs (n/a: the accuracies do not "
-                       "overlap). 95 % bootstrap intervals over images.")
-
-    st.subheader("What does a bit rate do to diagnoses?")
-    s1, s2 = st.columns(2)
-    # open on the most informative case: JPEG at the highest rate that loses more than 5 points
-    first_codec, first_q = most_informative(summary)
-    codec_names = sorted(summary["codec"].unique())
-    codec = s1.selectbox("Codec", codec_names, index=codec_names.index(first_codec), key="sk_codec")
-    rows = summary[summary.codec == codec].sort_values("bpp")
-    labels = [f"{r.bpp:.2f} bits per pixel (quality {r.quality:g})" for r in rows.itertuples()]
-    qs = list(rows["quality"])
-    pick = s2.selectbox("Bit rate", labels, index=qs.index(first_q) if first_q in qs else 0, key="sk_rate")
-    r = rows.iloc[labels.index(pick)]
-    chosen = df[(df.codec == codec) & (df.quality == r["quality"])]
-    st.markdown(plain_summary(r, chosen))
-    outcomes = class_outcomes(chosen)
-    if not outcomes.empty:
-        st.dataframe(outcomes.drop(columns="malignant").rename(columns={
-            "recognised_ref": "recognised (original)", "recognised": "recognised (compressed)",
-            "called_instead": "most often called instead", "called_instead_n": "times"}), hide_index=True)
-
-    with st.expander("Per-class recall and confusion matrix at this bit rate"):
-        recall = pd.DataFrame({"original": per_class_recall(chosen, "pred_ref"),
-                               "compressed": per_class_recall(chosen, "pred")}).round(3)
-        st.dataframe(recall)
-        st.caption("Confusion matrix of the compressed images (rows: true class, columns: predicted).")
-        st.dataframe(confusion(chosen, "pred"))
-
-    st.subheader("Per image")
-    folder = dataset_folder(results_meta(path))
-    root = str(folder) if folder else None
-    sub = df[(df.codec == codec) & (df.quality == r["quality"])]
-    only_changed = st.toggle("Only images whose diagnosis changed", value=True, key="sk_changed")
-    if only_changed:
-        sub = sub[sub["pred"].astype(str) != sub["pred_ref"].astype(str)]
-    st.write(f"{len(sub)} image(s)")
-    if len(sub):
-        image = st.selectbox("Image", list(sub["image"]), key="sk_image")
-        row = sub[sub.image == image].iloc[0]
-        a, b = side_by_side(root, image, codec, r["quality"], "lesion images")
-        changed = str(row["pred"]) != str(row["pred_ref"])
-        a.markdown(f"true: **{row['label']}**  \npredicted: **{row['pred_ref']}** ({100 * row['confidence_ref']:.0f} %)")
-        b.markdown(f"true: **{row['label']}**  \npredicted: **{row['pred']}** ({100 * row['confidence']:.0f} %)")
-        if changed:
-            st.warning(f"Diagnosis changed by compression: {row['pred_ref']} -> {row['pred']}")
-
-st.subheader("Check your own image")
-up = st.file_uploader("Dermoscopy image", key="sk_upload")
-shipped = [m for m in ISIC_MODELS if (MODELS_DIR / f"{m}.pt").is_file()] or ["isic-effnet-lite0"]
-spec = shipped[0]
-if len(shipped) > 1:
-    spec = st.radio("Classifier", shipped, format_func=lambda m: ISIC_MODELS[m], horizontal=True, key="sk_uclf")
-clf, why = classifier(spec)
-if clf is None:
-    st.error(f"The built-in classifier is unavailable: {why}")
-elif up is not None:
-    rgb, err = load_upload(up.getvalue(), up.name)
-    if err:
-        st.error(err)
+with research_tab:
+    if not frames:
+        st.info("No labelled classification results on this server: run `nicviz sweep isic-test --task classify "
+                "--out results/isic/mine.csv`.")
     else:
-        codecs = available_codecs()
-        u1, u2 = st.columns(2)
-        ucodec = u1.selectbox("Codec", codecs, index=codecs.index("jpeg") if "jpeg" in codecs else 0, key="sk_ucodec")
-        uq = quality_picker(ucodec, "Quality", "sk_uq", u2, default_index=1)
-        rgb = size_guard(rgb, [ucodec], "sk_downscale")
-        res, err = cached_evaluate(rgb, ucodec, uq) if rgb is not None else (None, None)
-        if err:
-            st.error(err)
-        elif res is not None:
-            classes, p0 = classify(rgb, spec)
-            _, p1 = classify(res[1], spec)
-            a, b = st.columns(2)
-            a.image(rgb, caption="original", width="stretch")
-            b.image(res[1], caption=f"{ucodec} q{uq}: {res[0]['bpp']:.2f} bpp", width="stretch")
-            top0, top1 = int(np.argmax(p0)), int(np.argmax(p1))
-            a.markdown(f"**{classes[top0]}** ({100 * p0[top0]:.0f} %)")
-            b.markdown(f"**{classes[top1]}** ({100 * p1[top1]:.0f} %)")
-            if top0 != top1:
-                st.warning("The diagnosis changed after compression.")
-            st.dataframe(pd.DataFrame({"class": classes, "original": p0.round(3), "compressed": p1.round(3)}),
-                         hide_index=True)
+        key = st.selectbox("Results file", list(frames), key="sk_file")
+        path, all_df = frames[key]
+        all_df = all_df[all_df["task"].astype(str).str.startswith("classify")]
+        tasks = sorted(all_df["task"].astype(str).unique(), key=lambda t: (t != "classify", t))
+        task = tasks[0]
+        if len(tasks) > 1:
+            task = st.radio("Classifier", tasks, format_func=classifier_name, horizontal=True, key="sk_task",
+                            help="standard: trained on original images. Compression-trained (all codecs): shown "
+                                 "each training image beside a copy compressed by a random codec at a random "
+                                 "quality (JPEG, WebP, AVIF, JPEG 2000, the two neural minis) and taught to give "
+                                 "both the same diagnosis, while keeping the standard model's answers on the "
+                                 "originals. Without AVIF: trained the same way with the same codecs less AVIF, "
+                                 "with JPEG XL and HEIF instead, to test a codec it never saw.")
+        df = all_df[all_df["task"].astype(str) == task]
+        summary = classification_summary(df)
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(curve_figure(summary, "drop", "accuracy drop (points, 95 % CI)", "drop_lo", "drop_hi"),
+                        key="sk_drop")
+        c2.plotly_chart(curve_figure(summary, "accuracy", "top-1 accuracy (%)"), key="sk_acc")
+        shown = summary[["codec", "quality", "bpp", "accuracy_ref", "accuracy", "drop", "drop_lo", "drop_hi",
+                         "mcnemar_p", "flip_rate", "macro_f1", "kappa", "confidence_change"]].copy()
+        shown[["flip_rate", "confidence_change"]] *= 100
+        shown = shown.round({"bpp": 3, "accuracy_ref": 1, "accuracy": 1, "drop": 1, "drop_lo": 1, "drop_hi": 1,
+                             "mcnemar_p": 3, "flip_rate": 1, "macro_f1": 3, "kappa": 3, "confidence_change": 1})
+        st.dataframe(shown.rename(columns=PLAIN_COLUMNS), hide_index=True)
+        st.caption("Drop: accuracy on the originals minus accuracy after compression, in points, with its exact 95 % "
+                   "interval (it excludes 0 exactly when McNemar's test finds the change significant, p < 0.05). "
+                   "Macro-F1 and kappa: agreement with the true diagnoses over all classes (1 = perfect).")
+        if "drop" in summary and "jpeg" in set(summary["codec"]) and summary["codec"].nunique() > 1:
+            with st.expander("BD-accuracy of each codec against JPEG"):
+                with st.spinner("Bootstrapping the BD intervals..."):
+                    bdc = bd_codec_table(str(path), path.stat().st_mtime, task, "jpeg", "correct")
+                if not bdc.empty:
+                    st.dataframe(pd.DataFrame({
+                        "codec": bdc["codec"], "BD-accuracy (points)": bdc["bd_score"].round(1),
+                        "95 % CI": [ci_text(a, b) for a, b in zip(bdc["bd_score_lo"], bdc["bd_score_hi"], strict=True)],
+                        "bits for JPEG's accuracy (%)": [ci_text(v, None) for v in bdc["bd_rate"]],
+                        "bits, 95 % CI": [ci_text(a, b) for a, b in zip(bdc["bd_rate_lo"], bdc["bd_rate_hi"],
+                                                                        strict=True)]}), hide_index=True)
+                    st.caption("Mean accuracy gain over JPEG across the rates both cover, and the bits each codec "
+                               "needs for JPEG's accuracy (negative: fewer); 95 % bootstrap intervals over images.")
+
+        labelled_codecs = sorted(summary["codec"].unique())
+        if len(tasks) > 1 and "drop" in summary:
+            st.subheader("Accuracy won back by compression training")
+            mtime = path.stat().st_mtime
+            w1, w2 = st.columns([1, 2])
+            wcodec = w1.selectbox("Codec", labelled_codecs, key="sk_wcodec",
+                                  index=labelled_codecs.index("jpeg") if "jpeg" in labelled_codecs else 0)
+            curves = pd.concat([classification_summary(all_df[(all_df["task"].astype(str) == t)
+                                                              & (all_df.codec == wcodec)]).assign(classifier=t)
+                                for t in tasks], ignore_index=True)
+            curves = curves.rename(columns={"accuracy_lo": "acc_lo", "accuracy_hi": "acc_hi"})
+            st.plotly_chart(classifiers_figure(curves, {t: classifier_name(t) for t in tasks}), key="sk_wfig")
+            st.caption("Top-1 accuracy on the compressed images, each with its exact 95 % interval (band); dotted: "
+                       "each classifier on the original images.")
+            with st.spinner("Bootstrapping the BD intervals..."):
+                bd, won = bd_classifier_tables(str(path), mtime, tasks[0])
+            if not won.empty:
+                w = pd.DataFrame({
+                    "codec": won["codec"], "quality": won["quality"], "bits per pixel": won["bpp"].round(3),
+                    "classifier": won["task"].map(classifier_name),
+                    "accuracy won back (points)": won["won_back"].round(1),
+                    "won back, 95 % CI": [ci_text(a, b) for a, b in zip(won["won_back_lo"], won["won_back_hi"],
+                                                                        strict=True)],
+                    "McNemar p": won["won_back_p"].round(3),
+                    "standard loses (points)": won["standard_drop"].round(1),
+                    "this one loses (points)": won["other_drop"].round(1),
+                    "its loss, 95 % CI": [ci_text(a, b) for a, b in zip(won["other_drop_lo"], won["other_drop_hi"],
+                                                                        strict=True)]})
+                st.dataframe(w, hide_index=True)
+                st.caption("At the highest bit rate where the standard classifier loses more than 5 points, per "
+                           "codec: the accuracy the compression-trained one wins back on the same compressed images, "
+                           "and what each classifier loses against its own accuracy on the original images (exact "
+                           "paired intervals; a won-back interval above 0 is significant at p < 0.05).")
+            if not bd.empty:
+                b = pd.DataFrame({
+                    "codec": bd["codec"], "classifier": bd["task"].map(classifier_name),
+                    "BD-accuracy (points)": bd["bd_score"].round(1),
+                    "95 % CI": [ci_text(a, b) for a, b in zip(bd["bd_score_lo"], bd["bd_score_hi"], strict=True)],
+                    "bits at equal accuracy (%)": [ci_text(v, None) for v in bd["bd_rate"]],
+                    "bits, 95 % CI": [ci_text(a, b) for a, b in zip(bd["bd_rate_lo"], bd["bd_rate_hi"], strict=True)],
+                    "over bits per pixel": [f"{a:.2f} to {b:.2f}" for a, b in zip(bd["from_bpp"], bd["to_bpp"],
+                                                                                 strict=True)]})
+                st.dataframe(b, hide_index=True)
+                st.caption("BD-accuracy: the mean accuracy gain over the standard classifier across the bit rates "
+                           "both curves cover (as BD-PSNR does for quality); bits at equal accuracy: how many "
+                           "fewer (negative) or more bits the same accuracy needs (n/a: the accuracies do not "
+                           "overlap). 95 % bootstrap intervals over images.")
+
+        st.subheader("What does a bit rate do to diagnoses?")
+        s1, s2 = st.columns(2)
+        # open on the most informative case: JPEG at the highest rate that loses more than 5 points
+        first_codec, first_q = most_informative(summary)
+        codec_names = sorted(summary["codec"].unique())
+        codec = s1.selectbox("Codec", codec_names, index=codec_names.index(first_codec), key="sk_codec")
+        rows = summary[summary.codec == codec].sort_values("bpp")
+        labels = [f"{r.bpp:.2f} bits per pixel (quality {r.quality:g})" for r in rows.itertuples()]
+        qs = list(rows["quality"])
+        pick = s2.selectbox("Bit rate", labels, index=qs.index(first_q) if first_q in qs else 0, key="sk_rate")
+        r = rows.iloc[labels.index(pick)]
+        chosen = df[(df.codec == codec) & (df.quality == r["quality"])]
+        st.markdown(plain_summary(r, chosen))
+        outcomes = class_outcomes(chosen)
+        if not outcomes.empty:
+            st.dataframe(outcomes.drop(columns="malignant").rename(columns={
+                "recognised_ref": "recognised (original)", "recognised": "recognised (compressed)",
+                "called_instead": "most often called instead", "called_instead_n": "times"}), hide_index=True)
+
+        with st.expander("Per-class recall and confusion matrix at this bit rate"):
+            recall = pd.DataFrame({"original": per_class_recall(chosen, "pred_ref"),
+                                   "compressed": per_class_recall(chosen, "pred")}).round(3)
+            st.dataframe(recall)
+            st.caption("Confusion matrix of the compressed images (rows: true class, columns: predicted).")
+            st.dataframe(confusion(chosen, "pred"))
+
+        st.subheader("Per image")
+        folder = dataset_folder(results_meta(path))
+        root = str(folder) if folder else None
+        sub = df[(df.codec == codec) & (df.quality == r["quality"])]
+        only_changed = st.toggle("Only images whose diagnosis changed", value=True, key="sk_changed")
+        if only_changed:
+            sub = sub[sub["pred"].astype(str) != sub["pred_ref"].astype(str)]
+        st.write(f"{len(sub)} image(s)")
+        if len(sub):
+            image = st.selectbox("Image", list(sub["image"]), key="sk_image")
+            row = sub[sub.image == image].iloc[0]
+            a, b = side_by_side(root, image, codec, r["quality"], "lesion images")
+            changed = str(row["pred"]) != str(row["pred_ref"])
+            a.markdown(f"true: **{row['label']}**  \npredicted: **{row['pred_ref']}** ({100 * row['confidence_ref']:.0f} %)")
+            b.markdown(f"true: **{row['label']}**  \npredicted: **{row['pred']}** ({100 * row['confidence']:.0f} %)")
+            if changed:
+                st.warning(f"Diagnosis changed by compression: {row['pred_ref']} -> {row['pred']}")

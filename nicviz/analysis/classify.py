@@ -8,7 +8,7 @@ import pandas as pd
 
 from nicviz.analysis.ocr import as_bool
 
-__all__ = ["accuracy_won_back", "MALIGNANT", "class_outcomes", "most_informative", "plain_summary", "mcnemar_exact", "exact_drop_ci", "bootstrap_drop_ci", "classification_summary", "per_class_recall", "confusion",
+__all__ = ["accuracy_won_back", "MALIGNANT", "class_outcomes", "most_informative", "mcnemar_exact", "exact_drop_ci", "bootstrap_drop_ci", "classification_summary", "per_class_recall", "confusion",
            "bpp_where_drop_exceeds"]
 
 
@@ -159,35 +159,6 @@ def most_informative(summary: pd.DataFrame, prefer: str = "jpeg", points: float 
     over = rows[rows["drop"] > points] if "drop" in rows else rows.iloc[0:0]
     r = over.iloc[-1] if len(over) else rows.iloc[0]
     return codec, r["quality"]
-
-
-def plain_summary(summary_row: pd.Series, rows: pd.DataFrame) -> str:
-    """What one codec at one quality did to the diagnoses, in plain words (Markdown):
-    the malignant classes first, then overall accuracy with its exact 95 % interval and
-    whether the change is statistically significant (the two always agree here)."""
-    r = summary_row
-    what = f"At about **{r['bpp']:.2f} bits per pixel** ({r['codec']} quality {r['quality']:g})"
-    parts = []
-    for _, c in class_outcomes(rows).iterrows():
-        if not c["malignant"]:
-            continue
-        s = f"{c['recognised']} of the {c['images']} {_plural(c['class'])} were still recognised"
-        s += f" ({c['recognised_ref']} on the originals)"
-        if c["called_instead_n"]:
-            s += f"; {c['called_instead_n']} were called {c['called_instead']}"
-        parts.append(s)
-    lines = [what + (", " + "; ".join(parts) if parts else "") + "."]
-    sig = "a statistically significant drop" if r["mcnemar_p"] < 0.05 else "not a statistically significant change"
-    lines.append(f"Overall accuracy went from **{r['accuracy_ref']:.0f} %** to **{r['accuracy']:.0f} %** "
-                 f"(a change of {-r['drop']:+.1f} points; 95 % confidence interval of the drop "
-                 f"{r['drop_lo']:.1f} to {r['drop_hi']:.1f} points: {sig}, McNemar p = {r['mcnemar_p']:.2g}). "
-                 f"{int(r['flips'])} of {int(r['images'])} images got a different diagnosis.")
-    return "  \n".join(lines)
-
-
-def _plural(name: str) -> str:
-    return {"melanoma": "melanomas", "basal cell carcinoma": "basal cell carcinomas",
-            "squamous cell carcinoma": "squamous cell carcinomas", "actinic keratosis": "actinic keratoses"}.get(name, name)
 
 
 def accuracy_won_back(df: pd.DataFrame, standard_task: str, other_task: str, points: float = 5.0) -> pd.DataFrame:
