@@ -134,8 +134,10 @@ def test_plates_page(results_root, monkeypatch):
     at.button(key="pl_next").click().run()
     assert not at.exception and any("plates 9-" in m.value for m in at.markdown)
     at.button(key="pl_prev").click().run()
-    at.button(key="pl_open_0").click().run()
-    assert not at.exception and any("label `" in m.value for m in at.markdown)
+    assert not any("drag across the plate" in m.value for m in at.markdown)
+    at.button(key="pl_open_0").click().run()  # the plate opens in a dialog, over the gallery
+    assert not at.exception and any("drag across the plate" in m.value for m in at.markdown)
+    assert any("compressed, it reads" in m.value and "CER" in m.value for m in at.markdown)
     assert any("Legend" in m.value for m in at.markdown)
     demo = frame(at, "compressed").iloc[0]
     assert demo["original"] == demo["label"]

@@ -351,8 +351,8 @@ def side_by_side(root: str | None, image: str, codec: str, quality: int, what: s
 
 def plate_gallery(rows, root: str | None, codec: str, quality, per_page: int = 8) -> None:
     """A grid of plates (original above, reconstruction below, each reading with its
-    differences from the label highlighted), ``per_page`` at a time with previous / next,
-    and the chosen plate large underneath."""
+    differences from the label highlighted), ``per_page`` at a time with previous / next;
+    "Open" shows a plate large in a dialog."""
     from pathlib import Path
 
     from nicviz.tasks.ocr.plates import diff_html
@@ -387,25 +387,31 @@ def plate_gallery(rows, root: str | None, codec: str, quality, per_page: int = 8
         # the raw readings: an empty one (NaN in the results file) must not become the letters "nan"
         col.markdown(f"label `{label}`  \nthe original reads {diff_html(label, r['read_ref'])}  \n"
                      f"compressed, it reads {diff_html(label, r['read'])}", unsafe_allow_html=True)
-        col.button("Open", key=f"pl_open_{i}", on_click=st.session_state.__setitem__,
-                   args=("pl_opened", str(r["image"])))
-    opened = st.session_state.get("pl_opened")
-    if opened in set(rows["image"].astype(str)):
-        r = rows[rows["image"].astype(str) == opened].iloc[0]
-        st.markdown(f"**{opened}**: drag across the plate to compare; it is shown enlarged, pixel for pixel.")
-        rgb = dataset_image(root, opened)[0] if here else None
-        res = cached_evaluate(rgb, codec, quality)[0] if rgb is not None else None
-        if res is not None:
-            html, height = comparison(rgb, res[1], "original", f"{codec} q{quality:g}: {res[0]['bpp']:.3f} bpp")
-            st.iframe(html, height=height)
-            o, c = st.columns(2)
-        else:
-            o, c = side_by_side(root, opened, codec, quality, "plate images")
-        label = str(r["text"])
-        o.markdown(f"label `{label}`  \nread: {diff_html(label, r['read_ref'])}  \nCER {float(r['cer_ref']):.2f}",
-                   unsafe_allow_html=True)
-        c.markdown(f"label `{label}`  \nread: {diff_html(label, r['read'])}  \nCER {float(r['cer']):.2f}",
-                   unsafe_allow_html=True)
+        if col.button("Open", key=f"pl_open_{i}", help="Show this plate large, original against compressed."):
+            _plate_dialog(r, root if here else None, codec, quality)
+
+
+@st.dialog("Plate, pixel for pixel", width="large")
+def _plate_dialog(r, root: str | None, codec: str, quality) -> None:
+    """One plate enlarged in a dialog over the gallery (where the user is looking), with
+    both readings against the label."""
+    from nicviz.tasks.ocr.plates import diff_html
+
+    image = str(r["image"])
+    st.markdown(f"**{image}**: drag across the plate to compare original and compressed.")
+    rgb = dataset_image(root, image)[0] if root else None
+    res = cached_evaluate(rgb, codec, quality)[0] if rgb is not None else None
+    if res is not None:
+        html, height = comparison(rgb, res[1], "original", f"{codec} q{quality:g}: {res[0]['bpp']:.3f} bpp")
+        st.iframe(html, height=height)
+    else:
+        st.info("The plate image is not on this machine: readings only.")
+    o, c = st.columns(2)
+    label = str(r["text"])
+    o.markdown(f"label `{label}`  \nthe original reads {diff_html(label, r['read_ref'])}  \n"
+               f"CER {float(r['cer_ref']):.2f}", unsafe_allow_html=True)
+    c.markdown(f"label `{label}`  \ncompressed, it reads {diff_html(label, r['read'])}  \n"
+               f"CER {float(r['cer']):.2f}", unsafe_allow_html=True)
 
 
 def quality_picker(codec: str, label: str, key: str, container=st, default_index: int | None = None) -> int | float:
