@@ -13,6 +13,7 @@ from nicviz.dashboard.widgets import (
     dataset_choices,
     dataset_image,
     dataset_images,
+    download_name,
     error_maps,
     error_scale,
     load_upload,
@@ -142,8 +143,8 @@ err_cols[1].image(smap, caption=f"{who}, 1 - SSIM map (bright = structure lost)"
 st.subheader("Downloads")
 for label, r in results.items():
     d1, d2 = st.columns(2)
-    d1.download_button(f"{label}: reconstruction (PNG)", png_later(r[3]), file_name=f"{r[0]}-q{r[1]}.png",
+    d1.download_button(f"{label}: reconstruction (PNG)", png_later(r[3]), file_name=download_name(name, r[0], r[1], ".png"),
                        mime="image/png", key=f"dl_png_{label}")
     if r[4] is not None:
         d2.download_button(f"{label}: bitstream ({len(r[4])} bytes)", r[4],
-                           file_name=f"{r[0]}-q{r[1]:g}{get_codec(r[0]).suffix}", key=f"dl_bin_{label}")
+                           file_name=download_name(name, r[0], r[1], get_codec(r[0]).suffix), key=f"dl_bin_{label}")

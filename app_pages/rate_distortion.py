@@ -29,6 +29,7 @@ if not chosen:
     st.info("Choose at least one results file.")
     st.stop()
 frames = []
+source = {}  # codec -> the results file its curve comes from
 for key in chosen:
     try:
         frame = load_results(str(labels[key]), labels[key].stat().st_mtime)
@@ -42,6 +43,8 @@ for key in chosen:
     if key.startswith("user/"):  # a user's sweep is a curve of its own, never averaged into the shipped ones
         frame = frame.assign(codec=frame["codec"].astype(str) + f" ({key.removeprefix('user/').removesuffix('.csv')})")
     frames.append(frame)
+    for c in frame["codec"].astype(str).unique():
+        source.setdefault(c, key)
 if not frames:
     st.stop()
 df = pd.concat(frames, ignore_index=True)
@@ -72,6 +75,9 @@ ref_pick = st.multiselect("CompressAI published curves (Kodak, as CompressAI pub
                           key="rd_refs")
 if ref_pick and df["dataset"].astype(str).iloc[0] != "kodak":
     st.caption("The published curves are Kodak results; this dataset is not Kodak.")
+if ref_pick and images:
+    st.caption(f"The published curves are means over all 24 Kodak images; yours are over the {len(images)} "
+               "image(s) selected, so the two are not directly comparable.")
 if ref_pick and metric not in ("psnr", "ms_ssim", "ms_ssim_db"):
     st.caption(f"CompressAI publishes PSNR and MS-SSIM only: its curves are not drawn for {METRIC_LABELS[metric]}.")
 # one codec far out to the right (HEIF at its top qualities) would crush the rest: cut the axis at
@@ -92,14 +98,16 @@ for codec in codecs:
     try:
         res = bd_rate(df, anchor, codec, metric=metric)
         note = "" if res.overlap >= 0.5 else "the curves share little of their quality range: a rough figure"
-        rows.append({"codec": codec, "BD-rate (%)": round(res.bd_rate, 1), "overlap (%)": round(100 * res.overlap),
+        rows.append({"codec": codec, "from": source.get(codec, ""), "BD-rate (%)": round(res.bd_rate, 1),
+                     "overlap (%)": round(100 * res.overlap),
                      "points": res.test_points, "anchor points": res.anchor_points, "note": note})
     except (ValueError, ZeroDivisionError) as exc:
-        rows.append({"codec": codec, "BD-rate (%)": None, "overlap (%)": None, "points": None,
+        rows.append({"codec": codec, "from": source.get(codec, ""), "BD-rate (%)": None, "overlap (%)": None,
+                     "points": None,
                      "anchor points": None, "note": str(exc).splitlines()[0]})
 if rows:
     st.dataframe(pd.DataFrame(rows), hide_index=True)
-    st.caption(f"Bjontegaard delta rate against {anchor} on {METRIC_LABELS[metric]} (pchip, mean curves over the "
+    st.caption(f"Bjontegaard delta rate against {anchor} ({source.get(anchor, '')}) on {METRIC_LABELS[metric]} (pchip, mean curves over the "
                "selected images); negative means fewer bits for the same quality. It averages over the quality "
                "range both curves cover: 'overlap' is that share of the narrower curve's range.")
 

@@ -83,8 +83,9 @@ def load_image(source: Source, name: str | None = None, max_pixels: int = MAX_PI
             arr = _to_rgb8(ImageOps.exif_transpose(im))
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{label}: refused as a decompression bomb ({exc})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{label}: refused: the image has more than {Image.MAX_IMAGE_PIXELS or 0:,} pixels "
+                         f"(the limit here is {max_pixels:,}; a possible decompression bomb)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{label}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

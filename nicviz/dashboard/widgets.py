@@ -20,7 +20,7 @@ from nicviz.settings import max_neural_pixels, max_pixels
 
 __all__ = ["ci_text", "bd_classifier_tables", "bd_codec_table", "plate_gallery", "neural_size_guard", "size_guard", "MAX_NEURAL_PIXELS", "MAX_PIXELS",
            "claim_results_name", "release_results_name", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "error_scale", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
-           "load_upload", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
+           "load_upload", "download_name", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
            "classifier", "classify"]
 
 
@@ -292,6 +292,17 @@ def classify(rgb: np.ndarray, spec: str = "isic-effnet-lite0") -> tuple[list[str
     if clf is None:
         return None
     return clf.classes, clf.predict_proba([rgb])[0]
+
+
+def download_name(image: str, codec: str, quality, suffix: str) -> str:
+    """A download's file name: the image's name (any folders and extension dropped, only
+    letters, digits, ``-`` and ``_`` kept, at most 40 of them), codec and quality."""
+    import re
+    from pathlib import PurePosixPath
+
+    stem = PurePosixPath(str(image).replace("\\", "/")).stem
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")[:40] or "image"
+    return f"{stem}-{codec}-q{float(quality):g}{suffix}"
 
 
 def png_later(rgb: np.ndarray):
