@@ -11,7 +11,13 @@ import uuid
 import streamlit as st
 
 from nicviz.codecs import get_codec
-from nicviz.dashboard.widgets import available_codecs, claim_results_name, dataset_choices, release_results_name
+from nicviz.dashboard.widgets import (
+    available_codecs,
+    claim_results_name,
+    dataset_choices,
+    release_results_name,
+    remembered,
+)
 from nicviz.datasets import dataset_from_uploads, resolve_dataset, write_builtin_samples
 from nicviz.errors import NicvizError
 from nicviz.executors import make_executor
@@ -28,22 +34,30 @@ MAX_IMAGES = max_sweep_images()
 session = st.session_state.setdefault("rs_session", uuid.uuid4().hex[:6])
 choices = {"built-in samples (scikit-image photographs)": "__samples__", **dataset_choices(),
            "my own images (upload)": "__upload__", "a folder under the data root": "__folder__"}
+if remembered("rs_dataset", next(iter(choices))) not in choices:
+    st.session_state["rs_dataset"] = next(iter(choices))
 pick = st.selectbox("Dataset", list(choices), key="rs_dataset")
 folder = choices[pick]
 uploads = []
 if folder == "__folder__":
+    remembered("rs_folder", "")
     folder = st.text_input("Folder (relative to the data root)", key="rs_folder",
                            help="Only folders under the data root (and $NICVIZ_ALLOWED_ROOTS) can be read.").strip()
 elif folder == "__upload__":
     uploads = st.file_uploader("Images, or a zip of them (class sub-folders in a zip become labels)",
                                accept_multiple_files=True, key="rs_upload") or []
-codecs = st.multiselect("Codecs", available_codecs(), default=["jpeg", "webp"], key="rs_codecs")
+offered = available_codecs()
+st.session_state["rs_codecs"] = [c for c in remembered("rs_codecs", ["jpeg", "webp"]) if c in offered]
+codecs = st.multiselect("Codecs", offered, key="rs_codecs")
 defaults = format_qualities({c: get_codec(c).available_qualities()[::2] for c in codecs})
 # keyed by the codec choice: adding or removing a codec brings its qualities along
-qspec = st.text_input("Qualities per codec (codec=q,q,... or start:stop:step; separated by ';')", value=defaults,
-                      key="rs_qualities_" + "-".join(codecs))
-metrics = st.multiselect("Metrics", list(METRICS), default=["psnr", "ssim", "ms_ssim"], key="rs_metrics")
-limit = st.number_input("Images to use (0 = all of them)", min_value=0, max_value=MAX_IMAGES, value=0, step=1,
+qkey = "rs_qualities_" + "-".join(codecs)
+remembered(qkey, defaults)
+qspec = st.text_input("Qualities per codec (codec=q,q,... or start:stop:step; separated by ';')", key=qkey)
+remembered("rs_metrics", ["psnr", "ssim", "ms_ssim"])
+metrics = st.multiselect("Metrics", list(METRICS), key="rs_metrics")
+remembered("rs_limit", 0)
+limit = st.number_input("Images to use (0 = all of them)", min_value=0, max_value=MAX_IMAGES, step=1,
                         key="rs_limit", help="A random sample (the same number gives the same images), "
                                              "to try settings quickly before the whole dataset.")
 TASKS = {"rd": "reconstruction quality only", "ocr": "licence-plate OCR (folder needs labels.csv)",
@@ -52,10 +66,13 @@ shipped = [m for m in ISIC_MODELS if m != "isic-effnet-lite0" and (MODELS_DIR / 
 if shipped:
     TASKS["classify-all"] = "skin-lesion diagnosis, standard and compression-trained classifiers"
 TASKS["classify:imagenet-effnet-lite0"] = "ImageNet prediction consistency"
+if remembered("rs_task", "rd") not in TASKS:
+    st.session_state["rs_task"] = "rd"
 task = st.selectbox("Task", list(TASKS), format_func=TASKS.get, key="rs_task")
 if task == "classify-all":
     task = ["classify", *(f"classify:{m}" for m in shipped)]
-name = st.text_input("Name of the results file", value=f"my-sweep-{session}", key="rs_name")
+remembered("rs_name", f"my-sweep-{session}")
+name = st.text_input("Name of the results file", key="rs_name")
 out = results_dir() / "user" / f"{name}.csv"
 mine = st.session_state.setdefault("rs_written", set())
 add_to_existing = True
@@ -67,6 +84,8 @@ if (out.is_file() or not claim_results_name(name, session, dry_run=True)) and na
 # operator configured ($NICVIZ_DASK_SCHEDULERS) are offered, never an address typed here
 clusters = dask_schedulers()
 places = ["this machine", "local Dask workers (2 processes)", *(f"Dask cluster {n}" for n in clusters)]
+if remembered("rs_where", places[0]) not in places:
+    st.session_state["rs_where"] = places[0]
 where = st.radio("Run on", places, horizontal=True, key="rs_where",
                  help="Dask spreads the images over its workers; the results come back here. Clusters are "
                       "offered only when this server's operator configured them ($NICVIZ_DASK_SCHEDULERS).")
@@ -121,7 +140,8 @@ if run:
                           else f"connecting to {where}..." if scheduler else "starting...")
         # pressing Cancel reruns the page, which stops this run at its next progress update;
         # every finished row is already in the sweep's journal, so nothing is lost
-        st.button("Cancel", key="rs_cancel", help="Stop the sweep; the rows done so far are kept.")
+        cancel = st.empty()
+        cancel.button("Cancel", key="rs_cancel", help="Stop the sweep; the rows done so far are kept.")
         started = time.monotonic()
 
         def progress(done: int, total: int) -> None:
@@ -135,6 +155,7 @@ if run:
                             on_progress=progress, command=["dashboard", "run-a-sweep", name], executor=executor,
                             pixel_limits=limits, downscale=downscale)
         bar.progress(1.0, text="done")
+        cancel.empty()  # nothing left to cancel
         mine.add(name)
         if summary.rows:
             st.success(f"{summary.rows} rows in results/user/{out.name} ({summary.computed} computed, "

@@ -425,3 +425,17 @@ def test_skin_lesions_opens_on_the_clinicians_check(tmp_path, monkeypatch):
     assert not at.exception and any("did not measure webp" in i.value for i in at.tabs[0].info)
     server = str(tmp_path)
     assert not any(server in e.value for e in [*at.markdown, *at.caption, *at.info, *at.error, *at.warning])
+
+
+def test_the_sweep_form_keeps_its_values_when_the_user_visits_another_page():
+    at = page("app.py").run()
+    at.switch_page("app_pages/run_sweep.py").run()
+    at.multiselect(key="rs_codecs").set_value(["jpeg"]).run()
+    at.text_input(key="rs_name").set_value("keep-me").run()
+    at.text_input(key="rs_qualities_jpeg").set_value("jpeg=5,50").run()
+    at.switch_page("app_pages/compare.py").run()
+    at.switch_page("app_pages/run_sweep.py").run()
+    assert not at.exception and not at.warning
+    assert at.multiselect(key="rs_codecs").value == ["jpeg"]
+    assert at.text_input(key="rs_name").value == "keep-me"
+    assert at.text_input(key="rs_qualities_jpeg").value == "jpeg=5,50"

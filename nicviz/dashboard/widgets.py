@@ -20,7 +20,7 @@ from nicviz.settings import max_neural_pixels, max_pixels
 
 __all__ = ["ci_text", "bd_classifier_tables", "bd_codec_table", "plate_gallery", "neural_size_guard", "size_guard", "MAX_NEURAL_PIXELS", "MAX_PIXELS",
            "claim_results_name", "release_results_name", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "error_scale", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
-           "load_upload", "download_name", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
+           "load_upload", "download_name", "remembered", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
            "classifier", "classify"]
 
 
@@ -292,6 +292,18 @@ def classify(rgb: np.ndarray, spec: str = "isic-effnet-lite0") -> tuple[list[str
     if clf is None:
         return None
     return clf.classes, clf.predict_proba([rgb])[0]
+
+
+def remembered(key: str, default):
+    """Give widget ``key`` its value through session state: ``default`` the first time,
+    afterwards the value the user last chose, even after visiting another page (Streamlit
+    drops the state of widgets a page run did not draw). Create the widget with ``key``
+    only (no ``value``/``default``)."""
+    kept = st.session_state.setdefault("_kept_widgets", {})
+    if key not in st.session_state:
+        st.session_state[key] = kept.get(key, default)
+    kept[key] = st.session_state[key]
+    return st.session_state[key]
 
 
 def download_name(image: str, codec: str, quality, suffix: str) -> str:

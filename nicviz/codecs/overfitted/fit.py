@@ -1,4 +1,4 @@
-"""Per-image training of the overfitted decoder: rate + lambda x MSE, noise then rounding.
+"""Per-image training of the overfitted decoder: rate + lambda x MSE, soft rounding then rounding.
 
 Loss ``MSE + lambda x bpp`` (MSE on [0, 1] RGB, bpp from the ARM's Laplace model), Adam
 with a cosine learning rate: 1e-2 for the networks and 0.2 for the latents (measured on a
@@ -8,6 +8,16 @@ uniform noise, the usual differentiable proxy of quantization (Balle et al., ICL
 COOL-CHIC); phase 2 rounds the latents in the forward pass and passes gradients straight
 through (C3, Kim et al., CVPR 2024), at a tenth of the learning rate, so the decoder
 learns the latents it will really receive.
+
+Phase 1 uses C3's soft rounding by default: the latent the decoder and the rate model see
+is ``s_T(s_T(y) + u)``, ``u`` uniform in [-1/2, 1/2] and ``s_T`` the soft rounding of
+Agustsson & Theis (NeurIPS 2020), ``s_T(y) = m + tanh((y - m) / T) / (2 tanh(1 / 2T))``
+with ``m = floor(y) + 1/2``, its temperature annealed from 0.3 to 0.1 (C3). Measured on a
+256 px crop of kodim23 at 1000 iterations, 3 qualities: the mean PSNR gap to WebP at equal
+rate was -2.65 dB with plain noise (latent lr 0.2), -1.87 dB with soft rounding at latent
+lr 0.2 and -1.55 dB at 0.05 (plain noise at 0.05: -4.66 dB; a decoder with twice the
+ARM and synthesis width: -2.68 dB, so capacity was not the limit). Full-resolution
+latents that are nonzero fell from 95-98 % to 5-29 %.
 """
 
 from __future__ import annotations
@@ -37,14 +47,33 @@ class FitResult:
     history: list
 
 
+def softround(y, t: float):
+    """Soft rounding (Agustsson & Theis, 2020): ``floor(y) + 1/2 + tanh((r - 1/2) / t) /
+    (2 tanh(1 / 2t))``, ``r`` the fractional part; the identity as ``t`` grows, rounding
+    as it falls to 0, differentiable everywhere."""
+    import torch
+
+    m = torch.floor(y) + 0.5
+    return m + torch.tanh((y - m) / t) / (2 * math.tanh(1 / (2 * t)))
+
+
+#: the proxies of rounding in phase 1
+QUANTIZERS = ("softround", "noise")
+
+
 def fit(rgb: np.ndarray, lam: float, iterations: int, config: Config | None = None, seed: int = 0,
-        lr: float = 1e-2, latent_lr: float = 0.2, noise_share: float = 0.85, device: str = "cpu", precision: str = "fp32",
+        lr: float = 1e-2, latent_lr: float = 0.05, noise_share: float = 0.85, device: str = "cpu",
+        precision: str = "fp32", quantizer: str = "softround", temperature: tuple[float, float] = (0.3, 0.1),
         progress: Callable[[int, int, float, float], bool | None] | None = None, report_every: int = 50) -> FitResult:
     """Fit a decoder and latents to ``rgb`` (H x W x 3 uint8). ``progress(it, total, bpp,
     psnr)`` is called every ``report_every`` iterations; returning ``False`` cancels
     (:class:`Cancelled`). ``precision`` ``bf16`` runs the forward pass under bfloat16
-    autocast (CPU AMX or GPU)."""
+    autocast (CPU AMX or GPU). ``quantizer``: ``softround`` (C3) or ``noise`` (additive
+    uniform noise) in phase 1."""
     import torch
+
+    if quantizer not in QUANTIZERS:
+        raise ValueError(f"quantizer must be one of {', '.join(QUANTIZERS)}")
 
     config = config or Config()
     torch.manual_seed(seed)
@@ -72,9 +101,11 @@ def fit(rgb: np.ndarray, lam: float, iterations: int, config: Config | None = No
         for g in opt.param_groups:
             g["lr"] = rate * g["scale"]
         ys = []
+        t = temperature[0] * (temperature[1] / temperature[0]) ** (it / n_noise)  # geometric annealing
         for y in model.latents:
             if it < n_noise:
-                ys.append(y + (torch.rand(y.shape, generator=gen, device=device) - 0.5))
+                u = torch.rand(y.shape, generator=gen, device=device) - 0.5
+                ys.append(y + u if quantizer == "noise" else softround(softround(y, t) + u, t))
             else:
                 ys.append(y + (torch.round(y) - y).detach())  # straight-through rounding
         with autocast:
