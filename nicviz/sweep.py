@@ -245,10 +245,17 @@ def plan_tasks(dataset: Dataset, codecs: list[str], qualities: dict[str, list[in
         image = dataset.image_id(path)
         missing = tuple((c, q) for c in codecs for q in qualities[c]
                         if any((dataset.name, image, c, q, t) not in done for t in names))
-        if missing:
-            label = labels.get(image) if labels else None
-            tasks.append(Task(dataset.name, str(dataset.root), image, missing, tuple(metrics), names[0], label,
-                              also=tuple(names[1:])))
+        if not missing:
+            continue
+        label = labels.get(image) if labels else None
+        # a codec that fits each image takes minutes a pair: each pair is a unit of its own, so an
+        # interrupted sweep loses at most one fit and the pairs spread over the workers
+        slow = {c for c in codecs if get_codec(c).fits_per_image}
+        groups = [tuple(p for p in missing if p[0] not in slow)] + [(p,) for p in missing if p[0] in slow]
+        for pairs in groups:
+            if pairs:
+                tasks.append(Task(dataset.name, str(dataset.root), image, pairs, tuple(metrics), names[0], label,
+                                  also=tuple(names[1:])))
     return tasks
 
 

@@ -180,3 +180,25 @@ def test_a_sweep_keeps_bitstreams_that_the_check_script_decodes(tmp_path):
     run = subprocess.run([sys.executable, str(script), str(out), "--bitstreams", str(keep)], capture_output=True,
                          text=True, timeout=600)
     assert run.returncode != 0
+
+
+def test_a_sweep_makes_each_fit_its_own_unit_of_work(tmp_path):
+    """Classical pairs of an image share a task; every (image, quality) of a codec that
+    fits each image is a task of its own, so an interrupted sweep loses at most one fit."""
+    from PIL import Image
+
+    from nicviz.datasets import resolve_dataset
+    from nicviz.sweep import plan_tasks
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(_photo(8, 8)).save(folder / name)
+    ds = resolve_dataset(str(folder))
+    tasks = plan_tasks(ds, ["jpeg", "overfitted"], {"jpeg": [10, 50], "overfitted": [2, 4, 6]}, ("psnr",),
+                       done={(ds.name, "b.png", "overfitted", 4, "rd")})
+    units = sorted((t.image, t.pairs) for t in tasks)
+    assert units == sorted([("a.png", (("jpeg", 10), ("jpeg", 50))), ("a.png", (("overfitted", 2),)),
+                            ("a.png", (("overfitted", 4),)), ("a.png", (("overfitted", 6),)),
+                            ("b.png", (("jpeg", 10), ("jpeg", 50))), ("b.png", (("overfitted", 2),)),
+                            ("b.png", (("overfitted", 6),))])

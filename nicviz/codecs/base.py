@@ -65,6 +65,8 @@ class Codec(ABC):
     rate_mode: str = RATE_BITSTREAM
     #: file name extension of a bitstream, for downloads
     suffix: str = ".bin"
+    #: encoding fits a model to each image (minutes): a sweep makes every (image, quality) its own unit of work
+    fits_per_image: bool = False
 
     def availability(self) -> tuple[bool, str]:
         """Return ``(True, "")`` or ``(False, reason)``."""

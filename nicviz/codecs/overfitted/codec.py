@@ -62,6 +62,7 @@ def _quantize(model, group: str, k: int) -> dict[str, np.ndarray]:
 class OverfittedCodec(Codec):
     family = "neural"
     suffix = ".nof"
+    fits_per_image = True
 
     def __init__(self, name: str = "overfitted", iterations: int | None = None, config: Config | None = None) -> None:
         self.name = name

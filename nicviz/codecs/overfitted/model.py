@@ -121,16 +121,18 @@ class OverfittedModel:
 
             def arm(self, y):
                 """Laplace location and log-scale of every latent of grid ``y`` (1, 1, h, w): the
-                12 causal neighbours gathered into rows, then three matrix products (GEMMs are
-                several times faster than 1x1 convolutions with so few channels)."""
+                12 causal neighbours gathered as 12 rows of positions, then three matrix products
+                with the channels first (GEMMs over (channels, positions) need no transposed copy:
+                about 2x faster than rows of contexts, several times faster than 1x1 convolutions)."""
                 f = torch.nn.functional
                 h, w = y.shape[-2:]
                 pad = f.pad(y[0, 0], (2, 2, 2, 0))
-                ctx = torch.stack([pad[2 + dy: 2 + dy + h, 2 + dx: 2 + dx + w] for dy, dx in CONTEXT], dim=-1)
-                z = f.relu(f.linear(ctx.reshape(-1, len(CONTEXT)), self.arm_w1, self.arm_b1))
-                z = f.relu(f.linear(z, self.arm_w2, self.arm_b2))
-                out = f.linear(z, self.arm_w3, self.arm_b3)
-                return out[:, 0], out[:, 1]
+                ctx = torch.stack([pad[2 + dy: 2 + dy + h, 2 + dx: 2 + dx + w] for dy, dx in CONTEXT],
+                                  dim=0).reshape(len(CONTEXT), -1)
+                z = f.relu(torch.addmm(self.arm_b1[:, None], self.arm_w1, ctx))
+                z = f.relu(torch.addmm(self.arm_b2[:, None], self.arm_w2, z))
+                out = torch.addmm(self.arm_b3[:, None], self.arm_w3, z)
+                return out[0], out[1]
 
             def upsample(self, ys):
                 f = torch.nn.functional
@@ -143,9 +145,9 @@ class OverfittedModel:
             def synthesis(self, u):
                 f = torch.nn.functional
                 _, lv, hh, ww = u.shape
-                z = u[0].reshape(lv, -1).t()  # (pixels, levels)
-                z = f.relu(f.linear(z, self.syn_w1, self.syn_b1))
-                x = f.linear(z, self.syn_w2, self.syn_b2).t().reshape(1, 3, hh, ww)
+                z = u[0].reshape(lv, -1)  # (levels, pixels): channels first, as the GEMMs want them
+                z = f.relu(torch.addmm(self.syn_b1[:, None], self.syn_w1, z))
+                x = torch.addmm(self.syn_b2[:, None], self.syn_w2, z).reshape(1, 3, hh, ww)
                 x = x + f.conv2d(x, self.res_w1, self.res_b1, padding=1)
                 x = x + f.conv2d(f.relu(x), self.res_w2, self.res_b2, padding=1)
                 return x
