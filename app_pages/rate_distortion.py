@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from nicviz.analysis import bd_rate
-from nicviz.dashboard.widgets import load_results, result_frames
+from nicviz.dashboard.widgets import load_results, missing_columns, result_frames
 from nicviz.plots import METRIC_LABELS, rd_figure
 from nicviz.reference import load_references
 from nicviz.results import list_result_files, results_dir
@@ -17,7 +17,20 @@ files = list_result_files("rd")
 if not files:
     st.warning("No rate-distortion results yet. Run a sweep on the 'Run a sweep' page or with `nicviz sweep`.")
     st.stop()
-labels = {str(p.relative_to(results_dir())): p for p in files}
+NEEDED = ("dataset", "image", "codec", "quality", "bpp", "psnr")
+labels, left_out = {}, []
+for p in files:  # every file is checked once: one that cannot be drawn is named with its reason, never offered
+    key = str(p.relative_to(results_dir()))
+    why = missing_columns(str(p), p.stat().st_mtime, NEEDED)
+    if why:
+        left_out.append(f"{key} ({why})")
+    else:
+        labels[key] = p
+if left_out:
+    st.caption("Left out, as they cannot be drawn: " + "; ".join(left_out) + ".")
+if not labels:
+    st.warning("No results file here can be drawn. Run a sweep on the 'Run a sweep' page or with `nicviz sweep`.")
+    st.stop()
 # the shipped Kodak curves and this session's own sweeps (never another session's newest file)
 mine = [f"user/{n}.csv" for n in sorted(st.session_state.get("rs_written", set()))]
 mine = [k for k in mine if k in labels]
@@ -49,6 +62,7 @@ if not frames:
     st.stop()
 df = pd.concat(frames, ignore_index=True)
 datasets = sorted(df["dataset"].astype(str).unique())
+ds = datasets[0]
 if len(datasets) > 1:
     newest = load_results(str(labels[newest_user]), labels[newest_user].stat().st_mtime) \
         if newest_user in chosen else None
@@ -63,9 +77,9 @@ spread = c2.selectbox("Per-image spread", ["minmax", "std", "none"],
                       format_func={"minmax": "min-max band", "std": "mean +/- 1 sd", "none": "none"}.get,
                       key="rd_spread")
 codecs_all = sorted(df["codec"].unique())
-codecs = c3.multiselect("Codecs", codecs_all, default=codecs_all, key="rd_codecs")
+codecs = c3.multiselect("Codecs", codecs_all, default=codecs_all, key=f"rd_codecs_{ds}")
 images_all = sorted(df["image"].unique())
-images = st.multiselect(f"Images (empty = all {len(images_all)})", images_all, key="rd_images")
+images = st.multiselect(f"Images (empty = all {len(images_all)})", images_all, key=f"rd_images_{ds}")
 if images:
     df = df[df["image"].isin(images)]
 
@@ -90,7 +104,7 @@ st.plotly_chart(fig, key="rd_chart")
 
 st.subheader("BD-rate")
 anchor = st.selectbox("Anchor", codecs_all, index=codecs_all.index("jpeg") if "jpeg" in codecs_all else 0,
-                      key="rd_anchor")
+                      key=f"rd_anchor_{ds}")
 rows = []
 for codec in codecs:
     if codec == anchor:
@@ -112,7 +126,10 @@ if rows:
                "range both curves cover: 'overlap' is that share of the narrower curve's range.")
 
 st.subheader("Per-quality means")
-means = df.groupby(["codec", "quality"])[["bpp", "psnr", "ssim", "ms_ssim", "vif"]].mean().reset_index()
+shown = [c for c in ("bpp", "psnr", "ssim", "ms_ssim", "vif") if c in df.columns]
+means = df.groupby(["codec", "quality"])[shown].mean()
+means.insert(0, "images", df.groupby(["codec", "quality"])["image"].nunique())
+means = means.reset_index()
 st.dataframe(means, hide_index=True)
 st.download_button("Download the selected rows (CSV)", df[df["codec"].isin(codecs)].to_csv(index=False).encode(),
                    file_name="nicviz-rd.csv",

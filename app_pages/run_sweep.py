@@ -34,30 +34,27 @@ MAX_IMAGES = max_sweep_images()
 session = st.session_state.setdefault("rs_session", uuid.uuid4().hex[:6])
 choices = {"built-in samples (scikit-image photographs)": "__samples__", **dataset_choices(),
            "my own images (upload)": "__upload__", "a folder under the data root": "__folder__"}
-if remembered("rs_dataset", next(iter(choices))) not in choices:
-    st.session_state["rs_dataset"] = next(iter(choices))
-pick = st.selectbox("Dataset", list(choices), key="rs_dataset")
+pick = st.selectbox("Dataset", list(choices), key="rs_dataset", **remembered("rs_dataset", 0, "index", choices))
 folder = choices[pick]
 uploads = []
 if folder == "__folder__":
-    remembered("rs_folder", "")
-    folder = st.text_input("Folder (relative to the data root)", key="rs_folder",
+    folder = st.text_input("Folder (relative to the data root)", key="rs_folder", **remembered("rs_folder", ""),
                            help="Only folders under the data root (and $NICVIZ_ALLOWED_ROOTS) can be read.").strip()
 elif folder == "__upload__":
     uploads = st.file_uploader("Images, or a zip of them (class sub-folders in a zip become labels)",
                                accept_multiple_files=True, key="rs_upload") or []
 offered = available_codecs()
-st.session_state["rs_codecs"] = [c for c in remembered("rs_codecs", ["jpeg", "webp"]) if c in offered]
-codecs = st.multiselect("Codecs", offered, key="rs_codecs")
+codecs = st.multiselect("Codecs", offered, key="rs_codecs",
+                        **remembered("rs_codecs", [c for c in ("jpeg", "webp") if c in offered], "default", offered))
 defaults = format_qualities({c: get_codec(c).available_qualities()[::2] for c in codecs})
 # keyed by the codec choice: adding or removing a codec brings its qualities along
 qkey = "rs_qualities_" + "-".join(codecs)
-remembered(qkey, defaults)
-qspec = st.text_input("Qualities per codec (codec=q,q,... or start:stop:step; separated by ';')", key=qkey)
-remembered("rs_metrics", ["psnr", "ssim", "ms_ssim"])
-metrics = st.multiselect("Metrics", list(METRICS), key="rs_metrics")
-remembered("rs_limit", 0)
+qspec = st.text_input("Qualities per codec (codec=q,q,... or start:stop:step; separated by ';')", key=qkey,
+                      **remembered(qkey, defaults))
+metrics = st.multiselect("Metrics", list(METRICS), key="rs_metrics",
+                         **remembered("rs_metrics", ["psnr", "ssim", "ms_ssim"], "default"))
 limit = st.number_input("Images to use (0 = all of them)", min_value=0, max_value=MAX_IMAGES, step=1,
+                        **remembered("rs_limit", 0),
                         key="rs_limit", help="A random sample (the same number gives the same images), "
                                              "to try settings quickly before the whole dataset.")
 TASKS = {"rd": "reconstruction quality only", "ocr": "licence-plate OCR (folder needs labels.csv)",
@@ -66,13 +63,10 @@ shipped = [m for m in ISIC_MODELS if m != "isic-effnet-lite0" and (MODELS_DIR / 
 if shipped:
     TASKS["classify-all"] = "skin-lesion diagnosis, standard and compression-trained classifiers"
 TASKS["classify:imagenet-effnet-lite0"] = "ImageNet prediction consistency"
-if remembered("rs_task", "rd") not in TASKS:
-    st.session_state["rs_task"] = "rd"
-task = st.selectbox("Task", list(TASKS), format_func=TASKS.get, key="rs_task")
+task = st.selectbox("Task", list(TASKS), format_func=TASKS.get, key="rs_task", **remembered("rs_task", 0, "index", TASKS))
 if task == "classify-all":
     task = ["classify", *(f"classify:{m}" for m in shipped)]
-remembered("rs_name", f"my-sweep-{session}")
-name = st.text_input("Name of the results file", key="rs_name")
+name = st.text_input("Name of the results file", key="rs_name", **remembered("rs_name", f"my-sweep-{session}"))
 out = results_dir() / "user" / f"{name}.csv"
 mine = st.session_state.setdefault("rs_written", set())
 add_to_existing = True
@@ -84,9 +78,7 @@ if (out.is_file() or not claim_results_name(name, session, dry_run=True)) and na
 # operator configured ($NICVIZ_DASK_SCHEDULERS) are offered, never an address typed here
 clusters = dask_schedulers()
 places = ["this machine", "local Dask workers (2 processes)", *(f"Dask cluster {n}" for n in clusters)]
-if remembered("rs_where", places[0]) not in places:
-    st.session_state["rs_where"] = places[0]
-where = st.radio("Run on", places, horizontal=True, key="rs_where",
+where = st.radio("Run on", places, horizontal=True, key="rs_where", **remembered("rs_where", 0, "index", places),
                  help="Dask spreads the images over its workers; the results come back here. Clusters are "
                       "offered only when this server's operator configured them ($NICVIZ_DASK_SCHEDULERS).")
 scheduler = clusters.get(where.removeprefix("Dask cluster "), "") if where.startswith("Dask cluster ") else ""

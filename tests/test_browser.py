@@ -157,12 +157,66 @@ def test_every_page_in_chromium(server):
                 pg.mouse.click(cmp["x"] + 0.7 * cmp["width"], y)
                 left = frame.locator("#bar").evaluate("b => b.getBoundingClientRect().left")
                 assert abs((left - (cmp["x"] - box["x"])) / cmp["width"] - 0.7) < 0.05
+            text = pg.locator('[data-testid="stApp"]').inner_text()
+            for where in _server_paths(log):  # no page names a folder of the server
+                assert where not in text, f"{name} shows the server path {where}"
             pg.screenshot(path=str(shots / f"{name}.png"), full_page=True)
     assert not console_errors, console_errors
     assert all((shots / f"{n}.png").stat().st_size > 10_000 for n in PAGES)
     assert not external, f"requests to other hosts: {external[:5]}"  # works with no external host reachable
     server_log = log.read_text(errors="replace")
     assert "deprecat" not in server_log.lower(), [x for x in server_log.splitlines() if "eprecat" in x][:3]
+
+
+def _server_paths(log: Path) -> list[str]:
+    """The server's checkout, results and data folders (and the home folder)."""
+    from nicviz.datasets import data_root
+
+    paths = [str(ROOT), str(log.parent / "results"), str(Path.home())]
+    root = data_root()
+    return paths + ([str(root), str(root.resolve())] if root else [])
+
+
+def test_one_sessions_bad_sweep_breaks_no_other_session(server):
+    """Sweep only bad uploads in one browser; Rate-distortion in a second one shows no
+    exception or traceback, names a results file it cannot draw with its reason, and
+    shows no server path."""
+    server, log = server
+    results = log.parent / "results"
+    broken = results / "user" / "half-written.csv"  # a file of an older run that lacks its columns
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_text("image,codec\nx.png,jpeg\n")
+    broken.with_name(broken.name + ".meta.json").write_text('{"task": "rd"}')
+    bad = Path(tempfile.mkdtemp(prefix="nicviz-bad-")) / "not-an-image.png"
+    bad.write_bytes(b"this is text, not a PNG")
+    try:
+        with _chromium() as ctx:
+            pg = ctx.new_page()
+            pg.goto(f"{server}/run_sweep", wait_until="domcontentloaded")
+            _wait_idle(pg)
+            _choose(pg, "Dataset", "my own images (upload)")
+            pg.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bad))
+            _wait_idle(pg)
+            pg.get_by_role("button", name="Run", exact=True).click()
+            pg.get_by_text("No row could be computed").first.wait_for(timeout=180_000)
+            assert pg.locator('[data-testid="stAlertContentSuccess"]').count() == 0
+        with _chromium() as other:
+            pg = other.new_page()
+            pg.goto(f"{server}/rate_distortion", wait_until="domcontentloaded")
+            _wait_idle(pg)
+            pg.locator(".js-plotly-plot .legendtext").first.wait_for(timeout=60_000)
+            text = pg.locator('[data-testid="stApp"]').inner_text()
+            assert pg.locator('[data-testid="stException"]').count() == 0
+            assert pg.locator('[data-testid="stAlertContentError"]').count() == 0
+            assert "Traceback" not in text and "KeyError" not in text
+            assert "user/half-written.csv (no dataset, quality, bpp, psnr columns)" in text, text[:600]
+            for where in _server_paths(log):
+                assert where not in text
+            pg.screenshot(path=str(Path(os.environ.get("NICVIZ_SCREENSHOTS", ROOT / "screenshots"))
+                                   / "rate_distortion_second_session.png"), full_page=True)
+    finally:
+        broken.unlink(missing_ok=True)
+        broken.with_name(broken.name + ".meta.json").unlink(missing_ok=True)
 
 
 def _choose(pg, label: str, option: str) -> None:
@@ -181,6 +235,17 @@ def _choose(pg, label: str, option: str) -> None:
     else:
         raise AssertionError(f"could not choose {option!r} in {label!r}")
     _wait_idle(pg)
+
+
+def _csv_download(pg, button: str) -> list[dict]:
+    """The rows a download button gives (Streamlit draws tables on a canvas: the download
+    is the table a user can read)."""
+    import csv
+    import io
+
+    with pg.expect_download(timeout=60_000) as d:
+        pg.get_by_role("button", name=button).click()
+    return list(csv.DictReader(io.StringIO(Path(d.value.path()).read_text())))
 
 
 def _nav(pg, label: str) -> None:
@@ -217,6 +282,14 @@ def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_tur
         legend = pg.locator(".js-plotly-plot .legendtext").evaluate_all("els => els.map(e => e.textContent)")
         # the user's sweep is a curve of its own, never averaged into the shipped ones
         assert f"jpeg ({name})" in legend and f"webp ({name})" in legend, legend
+        # and the shipped Kodak curves keep their 24 images per quality
+        _choose(pg, "Dataset", "kodak")
+        pg.get_by_text("Per-quality means").first.wait_for(timeout=30_000)
+        images: dict[str, set] = {}
+        for r in _csv_download(pg, "Download the selected rows (CSV)"):
+            if r["codec"] == "jpeg":
+                images.setdefault(r["quality"], set()).add(r["image"])
+        assert images and all(len(v) == 24 for v in images.values()), (pg.locator('[data-testid="stMultiSelect"]').all_inner_texts(), {q: len(v) for q, v in images.items()})
         # the plate gallery: all plates of a codec, then the next page of them
         _nav(pg, "Licence plates")
         _choose(pg, "Show", "all")

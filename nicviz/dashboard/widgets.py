@@ -19,7 +19,7 @@ from nicviz.images import ImageError, load_image, to_png_bytes
 from nicviz.settings import max_neural_pixels, max_pixels
 
 __all__ = ["ci_text", "bd_classifier_tables", "bd_codec_table", "plate_gallery", "neural_size_guard", "size_guard", "MAX_NEURAL_PIXELS", "MAX_PIXELS",
-           "claim_results_name", "release_results_name", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "error_scale", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+           "claim_results_name", "missing_columns", "release_results_name", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "error_scale", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
            "load_upload", "download_name", "remembered", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
            "classifier", "classify"]
 
@@ -83,6 +83,25 @@ def result_frames(task: str) -> dict[str, tuple]:
         except (NicvizError, OSError):
             continue
     return out
+
+
+@st.cache_data(show_spinner=False, ttl=30, max_entries=256)
+def missing_columns(path: str, mtime: float, needed: tuple[str, ...]) -> str | None:
+    """Why a results file cannot be shown (its header lacks ``needed`` columns, or it
+    cannot be read), in a few words; ``None`` when it can. Reads the header only."""
+    import pandas as pd
+
+    try:
+        if path.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            cols = set(pq.read_schema(path).names)
+        else:
+            cols = set(pd.read_csv(path, nrows=0).columns)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return f"cannot be read ({type(exc).__name__})"
+    lost = [c for c in needed if c not in cols]
+    return f"no {', '.join(lost)} column{'s' if len(lost) > 1 else ''}" if lost else None
 
 
 def results_meta(path) -> dict:
@@ -294,16 +313,24 @@ def classify(rgb: np.ndarray, spec: str = "isic-effnet-lite0") -> tuple[list[str
     return clf.classes, clf.predict_proba([rgb])[0]
 
 
-def remembered(key: str, default):
-    """Give widget ``key`` its value through session state: ``default`` the first time,
-    afterwards the value the user last chose, even after visiting another page (Streamlit
-    drops the state of widgets a page run did not draw). Create the widget with ``key``
-    only (no ``value``/``default``)."""
+def remembered(key: str, default, arg: str = "value", options=None) -> dict:
+    """The keyword arguments that give widget ``key`` its value: ``{arg: default}`` the
+    first time; afterwards the value the user last chose, also after a visit to another
+    page (Streamlit drops the state of widgets a page run did not draw; it is put back
+    through session state, and then no default is passed, as Streamlit requires). A kept
+    value no longer among ``options`` is forgotten."""
     kept = st.session_state.setdefault("_kept_widgets", {})
-    if key not in st.session_state:
-        st.session_state[key] = kept.get(key, default)
-    kept[key] = st.session_state[key]
-    return st.session_state[key]
+    if options is not None and key in kept:
+        value = kept[key]
+        if not all(v in options for v in (value if isinstance(value, list) else [value])):
+            kept.pop(key)
+    if key in st.session_state:
+        kept[key] = st.session_state[key]
+        return {}
+    if key in kept:
+        st.session_state[key] = kept[key]
+        return {}
+    return {arg: default}
 
 
 def download_name(image: str, codec: str, quality, suffix: str) -> str:
