@@ -116,7 +116,12 @@ if run:
             if not uploads:
                 raise NicvizError("upload images (or a zip of them) first")
             upload_dir = tempfile.mkdtemp(prefix=f"nicviz-upload-{session}-")
-            dataset = dataset_from_uploads([(u.name, u.getvalue()) for u in uploads], upload_dir, MAX_IMAGES)
+            ignored: list[str] = []
+            dataset = dataset_from_uploads([(u.name, u.getvalue()) for u in uploads], upload_dir, MAX_IMAGES,
+                                           ignored=ignored)
+            if ignored:
+                shown = ", ".join(ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
+                st.info(f"Left out, not image files: {shown}.")
         elif not folder:
             raise NicvizError("enter a folder under the data root")
         else:

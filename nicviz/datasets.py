@@ -146,11 +146,12 @@ def write_builtin_samples(folder: str | os.PathLike, names: tuple[str, ...] = BU
 
 
 def dataset_from_uploads(files: list[tuple[str, bytes]], folder: str | os.PathLike, max_files: int = 500,
-                         max_bytes: int = 512 << 20) -> Dataset:
+                         max_bytes: int = 512 << 20, ignored: list[str] | None = None) -> Dataset:
     """A dataset from uploaded files: images, or zip archives of images (class
     sub-folders inside a zip are kept as labels). Names are reduced to safe relative
     paths (no ``..``, no absolute paths, no hidden parts); other members are ignored;
-    more than ``max_files`` images or ``max_bytes`` in all is a one-line error."""
+    more than ``max_files`` images or ``max_bytes`` in all is a one-line error. The names
+    of the files left out are appended to ``ignored`` when given (a page says which)."""
     import io
     import re
     import zipfile
@@ -190,6 +191,8 @@ def dataset_from_uploads(files: list[tuple[str, bytes]], folder: str | os.PathLi
             try:
                 with zipfile.ZipFile(io.BytesIO(data)) as zf:
                     members = [(info, safe(info.filename)) for info in zf.infolist() if not info.is_dir()]
+                    if ignored is not None:
+                        ignored.extend(f"{name}: {info.filename[:80]}" for info, rel in members if rel is None)
                     members = [(info, rel) for info, rel in members if rel is not None]  # images only: never inflated
                     unpacked = sum(info.file_size for info, _ in members)
                     if unpacked > max_bytes - total:
@@ -202,6 +205,8 @@ def dataset_from_uploads(files: list[tuple[str, bytes]], folder: str | os.PathLi
             rel = safe(name)
             if rel is not None:
                 add(rel, data, name[:80])
+            elif ignored is not None:
+                ignored.append(name[:80])
     if count == 0:
         raise DatasetError("no image files among the uploads (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ", or a zip of them)")
     return resolve_dataset(str(out))

@@ -224,7 +224,9 @@ def classifiers_figure(table: pd.DataFrame, names: dict[str, str] | None = None)
                                  text=[f"quality {q:g}" for q in sub["quality"]],
                                  hovertemplate=label + "<br>%{text}: %{x:.3f} bpp, %{y:.1f} %<extra></extra>"))
         fig.add_hline(y=float(sub["accuracy_ref"].iloc[0]), line={"color": color, "dash": "dot", "width": 1},
-                      annotation_text=f"{label}, originals", annotation_position="top left",
+                      annotation_text=f"{label}, originals",
+                      # levels of several classifiers lie close: their labels take turns at the corners
+                      annotation_position=("top left", "bottom right", "top right", "bottom left")[k % 4],
                       annotation_font_color=color)
     fig.update_layout(xaxis_title="bits per pixel (log scale)", yaxis_title="top-1 accuracy (%)", margin={"t": 30},
                       height=440, xaxis_type="log", legend={"orientation": "h", "y": -0.2})

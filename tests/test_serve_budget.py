@@ -152,8 +152,11 @@ def test_zip_members_are_sized_before_any_is_inflated(tmp_path):
     with pytest.raises(DatasetError, match="unpacks to more than 32 MB"):
         dataset_from_uploads([("x.zip", data)], tmp_path / "u", max_bytes=32 << 20)
     assert not any((tmp_path / "u").iterdir())  # refused before anything was written
-    ok = dataset_from_uploads([("x.zip", data)], tmp_path / "u2", max_bytes=48 << 20)
+    ignored: list[str] = []
+    ok = dataset_from_uploads([("x.zip", data), ("notes.txt", b"hi")], tmp_path / "u2", max_bytes=48 << 20,
+                              ignored=ignored)
     assert sorted(p.name for p in ok.files) == ["a.png", "huge.png"]  # big.txt never unpacked
+    assert ignored == ["x.zip: big.txt", "notes.txt"]  # and the page can say so
 
 
 @pytest.mark.parametrize("members", [["x.png", "x.png/y.png"], ["x.png/y.png", "x.png"], ["a/" * 7 + "b" * 300 + ".png"]])
