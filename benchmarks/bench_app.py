@@ -1,36 +1,58 @@
 """Dashboard speed, measured with streamlit's AppTest in one run:
 
-* warm render of every page (second and later runs, caches filled; goal < 2 s each),
-  against the shipped results;
-* Compare page: time from a quality change to the new metrics (all metrics) on a Kodak
-  image (or a built-in sample without data), for JPEG (goal < 0.5 s) and for the shipped
-  Cheng2020 mini model when it is available."""
+* every page: first render (fresh process caches are not cleared between pages, as on a
+  server), the median warm render (goal < 2 s), and the time of one change a user makes
+  there (a quality, a metric, a codec) until the page has run again;
+* Compare: time from a quality change to the new metrics (all metrics) on a Kodak image
+  (or a built-in sample without data), for JPEG (goal < 0.5 s) and for the shipped
+  Cheng2020 mini model when it is available.
+
+``--before REV`` measures the pages of git revision ``REV`` too (a temporary worktree,
+run in a subprocess with that revision's package) and prints both side by side.
+
+    python benchmarks/bench_app.py --before HEAD~10
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from streamlit.testing.v1 import AppTest
-
 ROOT = Path(__file__).resolve().parent.parent
 
+PAGES = ("compare", "rate_distortion", "skin_lesions", "plates", "run_sweep")
+#: per page, the changes tried in order (widget kind, key, value); the first one the page has is timed
+CHANGES = {
+    "compare": [("slider", "a_quality", 60)],
+    "rate_distortion": [("selectbox", "rd_metric", "ssim")],
+    "skin_lesions": [("slider", "sk_uq", 60), ("selectbox", "sk_rate", None)],
+    "plates": [("slider", "pl_demo_quality", 60)],
+    "run_sweep": [("multiselect", "rs_codecs", ["jpeg"])],
+}
 
-def psnr_shown(at: AppTest) -> float:
+
+def psnr_shown(at) -> float:
     for d in at.dataframe:
         if "psnr" in d.value.columns:
             return float(d.value["psnr"].iloc[0])
     raise RuntimeError("no metrics table")
 
 
-def time_changes(codec: str, qualities: list[int]) -> list[float]:
-    from nicviz.paths import data_root
+def time_changes(root: Path, codec: str, qualities: list[int]) -> list[float]:
+    from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=600).run()
-    root = data_root()
-    if root is not None and (root / "kodak" / "kodim01.png").is_file():
+    from nicviz.datasets import data_root
+
+    at = AppTest.from_file(str(root / "app_pages" / "compare.py"), default_timeout=600).run()
+    data = data_root()
+    if data is not None and (data / "kodak" / "kodim01.png").is_file():
         at.radio(key="source").set_value("Dataset image").run()
         at.selectbox(key="dataset").set_value("kodak").run()
         at.selectbox(key="dataset_image").set_value("kodim01.png").run()
@@ -48,46 +70,102 @@ def time_changes(codec: str, qualities: list[int]) -> list[float]:
     return times
 
 
-PAGES = ("compare", "rate_distortion", "skin_lesions", "plates", "run_sweep")
+def _change(at, name: str) -> float | None:
+    """Seconds of the first change of :data:`CHANGES` the page has (``None``: none of them)."""
+    for kind, key, value in CHANGES[name]:
+        found = [w for w in getattr(at, kind) if w.key == key]
+        if not found:
+            continue
+        w = found[0]
+        if value is None:  # a select box: its last option
+            value = w.options[-1]
+        t = time.perf_counter()
+        w.set_value(value).run()
+        if at.exception:
+            raise RuntimeError(f"{name}: {at.exception[0].message}")
+        return time.perf_counter() - t
+    return None
 
 
-def warm_renders(repeats: int = 3) -> dict[str, tuple[float, float]]:
-    """Per page: (first render, median of ``repeats`` warm renders) in seconds."""
+def page_times(root: Path, repeats: int = 3) -> dict[str, dict]:
+    """Per page: first render, median warm render and one change, in seconds."""
+    from streamlit.testing.v1 import AppTest
+
     out = {}
     for name in PAGES:
+        path = str(root / "app_pages" / f"{name}.py")
         t = time.perf_counter()
-        at = AppTest.from_file(str(ROOT / "app_pages" / f"{name}.py"), default_timeout=600).run()
+        at = AppTest.from_file(path, default_timeout=600).run()
         cold = time.perf_counter() - t
         if at.exception:
             raise RuntimeError(f"{name}: {at.exception[0].message}")
+        change = _change(at, name)
         warm = []
         for _ in range(repeats):
             t = time.perf_counter()
-            AppTest.from_file(str(ROOT / "app_pages" / f"{name}.py"), default_timeout=600).run()
+            AppTest.from_file(path, default_timeout=600).run()
             warm.append(time.perf_counter() - t)
-        out[name] = (cold, statistics.median(warm))
+        out[name] = {"first": cold, "warm": statistics.median(warm), "change": change}
     return out
 
 
-def main() -> None:
+def _before(rev: str) -> dict[str, dict]:
+    """:func:`page_times` of revision ``rev``, in a worktree and a subprocess of its own."""
+    tmp = Path(tempfile.mkdtemp(prefix="nicviz-bench-before-"))
+    tree = tmp / "tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True,
+                   capture_output=True)
+    try:
+        env = {**os.environ, "PYTHONPATH": str(tree), "NICVIZ_RESULTS": str(tree / "results")}
+        run = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--pages-json", str(tree)], cwd=tree,
+                             env=env, capture_output=True, text=True, check=False)
+        if run.returncode:
+            raise RuntimeError(f"measuring {rev} failed: {run.stderr.strip().splitlines()[-1:]}")
+        return json.loads(run.stdout.strip().splitlines()[-1])
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
+
+
+def _fmt(v: float | None) -> str:
+    return "   n/a" if v is None else f"{v:6.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--before", metavar="REV", help="also measure the pages of this git revision")
+    ap.add_argument("--pages-json", metavar="ROOT", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.pages_json:  # the worker of --before
+        print(json.dumps(page_times(Path(args.pages_json))))
+        return 0
     from nicviz.codecs import get_codec
 
-    for name, (cold, warm) in warm_renders().items():
-        print(f"{name:16s} first render {cold:6.2f} s, warm render {warm:5.2f} s "
-              f"({'meets' if warm < 2 else 'misses'} the goal of < 2 s)")
+    before = _before(args.before) if args.before else None
+    now = page_times(ROOT)
+    head = "page              first render    warm render    one change   (seconds"
+    print(head + (f"; before = {args.before}, after = this checkout)" if before else ")"))
+    for name, t in now.items():
+        if before:
+            b = before.get(name, {})
+            print(f"{name:16s} {_fmt(b.get('first'))} -> {_fmt(t['first'])}  {_fmt(b.get('warm'))} -> "
+                  f"{_fmt(t['warm'])}  {_fmt(b.get('change'))} -> {_fmt(t['change'])}")
+        else:
+            print(f"{name:16s} {_fmt(t['first'])}          {_fmt(t['warm'])}         {_fmt(t['change'])}   "
+                  f"({'meets' if t['warm'] < 2 else 'misses'} the warm goal of < 2 s)")
 
-    jpeg = time_changes("jpeg", [20, 35, 60, 80, 45])
+    jpeg = time_changes(ROOT, "jpeg", [20, 35, 60, 80, 45])
     print(f"JPEG, quality change -> new metrics: median {statistics.median(jpeg):.3f} s "
           f"(max {max(jpeg):.3f} s; goal < 0.5 s)")
     mini = get_codec("cheng2020-anchor-mini")
     qs = mini.available_qualities() if mini.available else []
     if len(qs) >= 2:
-        t = time_changes("cheng2020-anchor-mini", [qs[0], qs[-1]])
+        t = time_changes(ROOT, "cheng2020-anchor-mini", [qs[0], qs[-1]])
         print(f"cheng2020-anchor-mini, quality change -> new metrics: median {statistics.median(t):.2f} s "
               f"(real bitstream, autoregressive decoding on the CPU)")
     else:
         print("cheng2020-anchor-mini: not shipped in this version", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
