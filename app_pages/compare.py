@@ -23,6 +23,7 @@ from nicviz.dashboard.widgets import (
     size_guard,
 )
 from nicviz.datasets import BUILTIN_SAMPLES
+from nicviz.metrics import METRICS
 from nicviz.plots import zoom_crop, zoom_marker
 
 st.title("Compare")
@@ -105,7 +106,7 @@ st.caption("Drag or click on the picture to move the divider (or use the slider 
 st.iframe(html, height=height)
 
 st.subheader("Metrics")
-keys = ["bytes", "bpp", "psnr", "ssim", "ms_ssim", "vif", "mse", "mae", "encode_s", "decode_s", "rate_mode"]
+keys = ["bytes", "bpp", *METRICS, "encode_s", "decode_s", "rate_mode"]
 table = pd.DataFrame([{"": label, "codec": r[0], "quality": r[1], **{k: r[2][k] for k in keys}}
                       for label, r in results.items()])
 st.dataframe(table, hide_index=True, column_config={

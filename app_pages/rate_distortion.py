@@ -7,7 +7,8 @@ import streamlit as st
 
 from nicviz.analysis import bd_rate
 from nicviz.dashboard.widgets import load_results, missing_columns, result_frames
-from nicviz.plots import METRIC_LABELS, rd_figure
+from nicviz.metrics import METRIC_LABELS, METRICS, curve_metrics, get_metric
+from nicviz.plots import rd_figure
 from nicviz.reference import load_references
 from nicviz.results import list_result_files, results_dir
 
@@ -71,7 +72,7 @@ if len(datasets) > 1:
     df = df[df["dataset"] == ds]
 
 c1, c2, c3 = st.columns(3)
-metric = c1.selectbox("Quality metric", ["psnr", "ms_ssim_db", "ms_ssim", "ssim", "vif"],
+metric = c1.selectbox("Quality metric", curve_metrics(),
                       format_func=lambda m: METRIC_LABELS[m], key="rd_metric")
 spread = c2.selectbox("Per-image spread", ["minmax", "std", "none"],
                       format_func={"minmax": "min-max band", "std": "mean +/- 1 sd", "none": "none"}.get,
@@ -126,7 +127,7 @@ if rows:
                "range both curves cover: 'overlap' is that share of the narrower curve's range.")
 
 st.subheader("Per-quality means")
-shown = [c for c in ("bpp", "psnr", "ssim", "ms_ssim", "vif") if c in df.columns]
+shown = [c for c in ("bpp", *METRICS) if c in df.columns and (c == "bpp" or get_metric(c).higher_is_better)]
 means = df.groupby(["codec", "quality"])[shown].mean()
 means.insert(0, "images", df.groupby(["codec", "quality"])["image"].nunique())
 means = means.reset_index()

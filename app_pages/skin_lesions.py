@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from nicviz.analysis import classification_summary, confusion, per_class_recall
+from nicviz.analysis import confusion, per_class_recall
 from nicviz.analysis.classify import class_outcomes, most_informative
 from nicviz.analysis.wording import plain_summary
 from nicviz.dashboard.lesions import classifier_name, lesion_check, study_evidence
@@ -18,6 +18,7 @@ from nicviz.dashboard.widgets import (
     result_frames,
     results_meta,
     side_by_side,
+    summary_table,
 )
 from nicviz.plots import classifiers_figure, curve_figure
 from nicviz.results import dataset_folder
@@ -61,7 +62,7 @@ with research_tab:
                                  "originals. Without AVIF: trained the same way with the same codecs less AVIF, "
                                  "with JPEG XL and HEIF instead, to test a codec it never saw.")
         df = all_df[all_df["task"].astype(str) == task]
-        summary = classification_summary(df)
+        summary = summary_table(str(path), path.stat().st_mtime, task)
         c1, c2 = st.columns(2)
         c1.plotly_chart(curve_figure(summary, "drop", "accuracy drop (points, 95 % CI)", "drop_lo", "drop_hi"),
                         key="sk_drop")
@@ -96,9 +97,8 @@ with research_tab:
             w1, w2 = st.columns([1, 2])
             wcodec = w1.selectbox("Codec", labelled_codecs, key="sk_wcodec",
                                   index=labelled_codecs.index("jpeg") if "jpeg" in labelled_codecs else 0)
-            curves = pd.concat([classification_summary(all_df[(all_df["task"].astype(str) == t)
-                                                              & (all_df.codec == wcodec)]).assign(classifier=t)
-                                for t in tasks], ignore_index=True)
+            curves = pd.concat([summary_table(str(path), mtime, t, wcodec).assign(classifier=t) for t in tasks],
+                               ignore_index=True)
             curves = curves.rename(columns={"accuracy_lo": "acc_lo", "accuracy_hi": "acc_hi"})
             st.plotly_chart(classifiers_figure(curves, {t: classifier_name(t) for t in tasks}), key="sk_wfig")
             st.caption("Top-1 accuracy on the compressed images, each with its exact 95 % interval (band); dotted: "

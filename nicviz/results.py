@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from nicviz.errors import NicvizError
-from nicviz.metrics import METRICS
+from nicviz.metrics import METRICS, get_metric
 from nicviz.paths import atomic_write, atomic_write_text, data_root, results_dir
 
 __all__ = [
@@ -88,8 +88,6 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
 
 #: columns that hold whole numbers (kept integer through every resume)
 INT_COLUMNS = ("width", "height", "bytes")
-#: metrics an image may be too small for (``nan`` allowed when its smaller side is at most 160 px)
-_SIZE_LIMITED = ("ssim", "ms_ssim", "vif")
 
 
 def complete_rows(df: pd.DataFrame, metrics: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -114,14 +112,15 @@ def complete_rows(df: pd.DataFrame, metrics: tuple[str, ...] = ()) -> pd.DataFra
         v = num[c]
         ok &= v.notna() & (v >= 0) & (v < float("inf"))
     ok &= df["rate_mode"].isin(RATE_MODES)
-    small = pd.concat([num["width"], num["height"]], axis=1).min(axis=1) <= 160
+    side = pd.concat([num["width"], num["height"]], axis=1).min(axis=1)
     for c in metrics:
         v = num[c]
         finite = v.notna() & (v.abs() < float("inf"))
         if c == "psnr":
             finite |= v == float("inf")
-        if c in _SIZE_LIMITED:
-            finite |= v.isna() & small
+        limit = get_metric(c).nan_at_or_below if c in METRICS else 0
+        if limit:  # a metric an image may be too small for
+            finite |= v.isna() & (side <= limit)
         ok &= finite
     return df[ok]
 

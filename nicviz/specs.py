@@ -19,7 +19,6 @@ from nicviz.settings import MAX_QUALITIES
 __all__ = ["SpecError", "split_list", "parse_numbers", "parse_qualities", "parse_metrics", "parse_task",
            "format_qualities"]
 
-_TASKS = ("rd", "ocr", "classify")
 
 
 class SpecError(NicvizError):
@@ -123,15 +122,18 @@ def parse_metrics(text: str | None) -> tuple[str, ...]:
 def parse_task(task: str, classifier: str | None = None, ocr_engine: str | None = None) -> str:
     """The canonical task name: ``rd``, ``ocr``, ``ocr:<engine>``, ``classify`` or
     ``classify:<classifier>`` (the defaults rapidocr and isic-effnet-lite0 are implied)."""
+    from nicviz.tasks import TASKS
+
     base, _, arg = task.strip().partition(":")
-    if base not in _TASKS:
-        raise SpecError(f"unknown task {task!r}; choose from rd, ocr[:<engine>], classify[:<classifier>]")
+    if base not in TASKS:
+        raise SpecError(f"unknown task {task!r}; choose from {', '.join(TASKS)} (ocr[:<engine>], "
+                        "classify[:<classifier>])")
     if base == "classify":
         arg = arg or classifier or ""
         return "classify" if arg in ("", "isic-effnet-lite0") else f"classify:{arg}"
     if base == "ocr":
         arg = arg or ocr_engine or ""
         return "ocr" if arg in ("", "rapidocr") else f"ocr:{arg}"
-    if arg:
+    if base == "rd" and arg:
         raise SpecError(f"task rd takes no argument ({task!r})")
-    return "rd"
+    return f"{base}:{arg}" if arg else base

@@ -89,8 +89,6 @@ def run_task(task: Task) -> list[dict]:
         return [{"error": {"image": task.image, "codec": None, "quality": None, "error": str(exc)}}]
     runners: list[tuple[str, object, dict]] = []
     for name in (task.task, *task.also):
-        if name == "rd":
-            continue
         from nicviz.tasks import get_task
 
         runner = get_task(name)
@@ -115,7 +113,7 @@ def run_task(task: Task) -> list[dict]:
             out.append({"error": {"image": task.image, "codec": codec, "quality": q,
                                   "error": f"{task.image}: {exc}"}})
             continue
-        out.extend(rows or [{"dataset": task.dataset, "image": task.image, "task": task.task, **ev.row}])
+        out.extend(rows)
     return out
 
 
@@ -226,8 +224,10 @@ def task_names(task: str | Sequence[str]) -> list[str]:
     names = [task] if isinstance(task, str) else list(dict.fromkeys(task))
     if not names:
         raise NicvizError("no task given")
-    kinds = {n.partition(":")[0] for n in names}
-    if len(names) > 1 and (len(kinds) > 1 or "rd" in kinds):
+    from nicviz.tasks import task_info
+
+    kinds = {task_info(n).name for n in names}
+    if len(names) > 1 and (len(kinds) > 1 or not task_info(names[0]).combinable):
         raise NicvizError(f"tasks {', '.join(names)} cannot share a sweep: give several classifiers or "
                           "several OCR engines, not a mix")
     return names
@@ -294,12 +294,10 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
         codec.require_available()
         for q in qualities[name]:
             codec.check_quality(q)
-    labels = None
-    names = task_names(task)
-    if names[0] != "rd":
-        from nicviz.tasks import get_task
+    from nicviz.tasks import get_task
 
-        labels = get_task(names[0]).labels(dataset)
+    names = task_names(task)
+    labels = get_task(names[0]).labels(dataset) or None
     check_writable(out, "results file")
     lock = FileLock(out)  # one writer per results file: a second sweep on it refuses in one line
     lock.acquire()

@@ -13,8 +13,13 @@ from nicviz.errors import NicvizError
 __all__ = ["mean_curve", "compressai_json", "load_compressai_json", "BDResult", "bd_rate"]
 
 
-def mean_curve(df: pd.DataFrame, codec: str, metrics: tuple[str, ...] = ("bpp", "psnr", "ms_ssim", "ssim", "vif")) -> pd.DataFrame:
-    """Per-quality means over images for one codec, sorted by quality."""
+def mean_curve(df: pd.DataFrame, codec: str, metrics: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Per-quality means over images for one codec, sorted by quality (``metrics``: the
+    columns averaged besides the timings; default ``bpp`` and every registered metric)."""
+    if metrics is None:
+        from nicviz.metrics import METRICS
+
+        metrics = ("bpp", *METRICS)
     sub = df[df["codec"] == codec]
     if sub.empty:
         raise NicvizError(f"no rows for codec {codec!r}; codecs in file: {', '.join(sorted(df['codec'].unique()))}")
@@ -76,14 +81,16 @@ class BDResult:
     overlap: float = 1.0
 
 
-_DIST = {"psnr": "psnr", "ms_ssim": "ms_ssim", "ms_ssim_db": "ms_ssim", "ssim": "ssim", "vif": "vif"}
-
-
 def _distortion(curve: pd.DataFrame, metric: str) -> np.ndarray:
-    v = curve[_DIST[metric]].to_numpy(dtype=float)
-    if metric == "ms_ssim_db":
-        v = -10 * np.log10(1 - v)
-    return v
+    """The curve's quality values of ``metric``: a registered metric, or ``<name>_db`` (its
+    dB form, -10 log10(1 - value))."""
+    from nicviz.metrics import curve_metrics
+
+    if metric not in curve_metrics():
+        raise ValueError(f"no rate-distortion curve over {metric!r}; choose from {', '.join(curve_metrics())}")
+    db = metric.endswith("_db") and metric not in curve.columns
+    v = curve[metric.removesuffix("_db") if db else metric].to_numpy(dtype=float)
+    return -10 * np.log10(1 - v) if db else v
 
 
 def bd_rate(df: pd.DataFrame, anchor: str, test: str, metric: str = "psnr", method: str = "pchip") -> BDResult:
@@ -95,10 +102,13 @@ def bd_rate(df: pd.DataFrame, anchor: str, test: str, metric: str = "psnr", meth
     """
     import bjontegaard as bd
 
-    if metric not in _DIST:
-        raise NicvizError(f"unknown metric {metric!r}; choose from {', '.join(_DIST)}")
-    a = mean_curve(df, anchor).dropna(subset=["bpp", _DIST[metric]])
-    t = mean_curve(df, test).dropna(subset=["bpp", _DIST[metric]])
+    from nicviz.metrics import curve_metrics
+
+    if metric not in curve_metrics():
+        raise NicvizError(f"unknown metric {metric!r}; choose from {', '.join(curve_metrics())}")
+    column = metric if metric in df.columns else metric.removesuffix("_db")
+    a = mean_curve(df, anchor).dropna(subset=["bpp", column])
+    t = mean_curve(df, test).dropna(subset=["bpp", column])
     if len(a) < 4 or len(t) < 4:
         raise NicvizError(f"BD-rate needs at least 4 points per curve ({anchor}: {len(a)}, {test}: {len(t)})")
     with warnings.catch_warnings(record=True) as caught:

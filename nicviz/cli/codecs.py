@@ -38,6 +38,41 @@ def cmd_codecs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """``nicviz metrics``: every registered metric."""
+    from nicviz.metrics import METRICS, get_metric
+
+    rows = [{"metric": m.name, "label": m.label, "unit": m.unit,
+             "better": "higher" if m.higher_is_better else "lower",
+             "nan_at_or_below_px": m.nan_at_or_below, "doc": (m.func.__doc__ or "").strip().splitlines()[0]}
+            for m in map(get_metric, METRICS)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    w = max(len(r["metric"]) for r in rows)
+    print(f"{'metric':<{w}}  {'better':<7} {'label':<14} description")
+    for r in rows:
+        print(f"{r['metric']:<{w}}  {r['better']:<7} {r['label']:<14} {r['doc']}")
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    """``nicviz tasks``: every registered task and the columns it adds to a row."""
+    from nicviz.tasks import TASKS
+
+    rows = [{"task": t.name, "description": t.description, "columns": list(t.columns), "summary": t.summary}
+            for t in TASKS.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    w = max(len(r["task"]) for r in rows)
+    for r in rows:
+        print(f"{r['task']:<{w}}  {r['description']}")
+        if r["columns"]:
+            print(f"{'':<{w}}  columns: {', '.join(r['columns'])}")
+    return 0
+
+
 def cmd_download_weights(args: argparse.Namespace) -> int:
     from nicviz.codecs.weights import download_official, find_official
 

@@ -7,11 +7,13 @@ import os
 import sys
 import warnings
 
-from nicviz.cli.codecs import cmd_codecs, cmd_download_weights
+from nicviz.cli.codecs import cmd_codecs, cmd_download_weights, cmd_metrics, cmd_tasks
 from nicviz.cli.evaluate import cmd_eval_image
 from nicviz.cli.reports import cmd_bd_rate, cmd_classify_report, cmd_report
 from nicviz.cli.sweep import cmd_plates, cmd_sweep
 from nicviz.errors import NicvizError
+from nicviz.metrics import curve_metrics
+from nicviz.tasks import TASKS, task_choices
 
 __all__ = ['build_parser', 'main']
 
@@ -51,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_codecs)
 
+    s = sub.add_parser("metrics", help="list the quality metrics: label, unit, direction")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_metrics)
+
+    s = sub.add_parser("tasks", help="list the tasks a sweep can measure and the columns each adds")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_tasks)
+
     s = sub.add_parser("eval-image", help="compress one image and measure it")
     s.add_argument("image")
     s.add_argument("--codec", required=True)
@@ -72,9 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="results file, .csv or .parquet")
     s.add_argument("--data", help="data root (default $NICVIZ_DATA or ../shared/data)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.add_argument("--task", default="rd", choices=("rd", "ocr", "classify"),
-                   help="rd: reconstruction metrics only; ocr: also read licence plates (needs labels.csv); "
-                        "classify: also classify original and reconstruction")
+    s.add_argument("--task", default="rd", choices=task_choices(),
+                   help="; ".join(f"{t.name}: {t.description}" for t in TASKS.values()))
     s.add_argument("--classifier", default="isic-effnet-lite0",
                    help="with --task classify: isic-effnet-lite0[-robust[-no-avif]], imagenet-effnet-lite0 or "
                         "keras:<path>; a comma list classifies each reconstruction with every one (a row each)")
@@ -118,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("--anchor", default="jpeg")
     s.add_argument("--test", required=True)
-    s.add_argument("--metric", default="psnr", choices=("psnr", "ms_ssim", "ms_ssim_db", "ssim", "vif"))
+    s.add_argument("--metric", default="psnr", choices=curve_metrics())
     s.add_argument("--method", default="pchip", choices=("pchip", "akima", "cubic"))
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bd_rate)

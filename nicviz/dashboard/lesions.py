@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from nicviz.analysis import classification_summary
 from nicviz.analysis.wording import count, originals_sentence, plain_summary, verdict
 from nicviz.dashboard.widgets import (
     available_codecs,
@@ -23,6 +22,7 @@ from nicviz.dashboard.widgets import (
     load_upload,
     quality_picker,
     size_guard,
+    summary_table,
 )
 from nicviz.tasks.classify.models import ISIC_MODELS, MODELS_DIR
 
@@ -159,7 +159,7 @@ def study_evidence(frames: dict, codec: str | None, bpp: float | None = None, ta
         return
     key = STUDY_FILES.get(dataset or "isic-test", "isic/test.csv")
     key = key if key in frames else "isic/test.csv" if "isic/test.csv" in frames else next(iter(frames))
-    _, df = frames[key]
+    path, df = frames[key]
     df = df[df["task"].astype(str) == task]
     if df.empty:
         df = frames[key][1]
@@ -173,7 +173,7 @@ def study_evidence(frames: dict, codec: str | None, bpp: float | None = None, ta
             return
         codec = "jpeg"
     rows = df[df["codec"] == codec]
-    summary = classification_summary(rows)
+    summary = summary_table(str(path), path.stat().st_mtime, task, codec)
     first = rows[rows["quality"] == summary["quality"].iloc[0]]
     st.markdown(f"**{classifier_name(task)}, {count(first['image'].nunique(), 'image')} of the ISIC test set "
                 f"({key}).** " + originals_sentence(first))

@@ -19,7 +19,7 @@ from nicviz.images import ImageError, load_image, to_png_bytes
 from nicviz.settings import max_neural_pixels, max_pixels
 
 __all__ = ["ci_text", "bd_classifier_tables", "bd_codec_table", "plate_gallery", "neural_size_guard", "size_guard", "MAX_NEURAL_PIXELS", "MAX_PIXELS",
-           "claim_results_name", "missing_columns", "release_results_name", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "error_scale", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+           "claim_results_name", "summary_table", "missing_columns", "release_results_name", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "error_scale", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
            "load_upload", "download_name", "remembered", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
            "classifier", "classify"]
 
@@ -102,6 +102,17 @@ def missing_columns(path: str, mtime: float, needed: tuple[str, ...]) -> str | N
         return f"cannot be read ({type(exc).__name__})"
     lost = [c for c in needed if c not in cols]
     return f"no {', '.join(lost)} column{'s' if len(lost) > 1 else ''}" if lost else None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def summary_table(path: str, mtime: float, task: str, codec: str | None = None):
+    """:func:`~nicviz.analysis.classification_summary` of one classifier's rows of a
+    results file (one codec's, when given), computed once per file version."""
+    from nicviz.analysis import classification_summary
+
+    df = load_results(path, mtime)
+    df = df[df["task"].astype(str) == task]
+    return classification_summary(df if codec is None else df[df["codec"] == codec])
 
 
 def results_meta(path) -> dict:
