@@ -171,7 +171,7 @@ def test_a_sweep_keeps_bitstreams_that_the_check_script_decodes(tmp_path):
     run_sweep(resolve_dataset(str(folder)), ["overfitted-fast"], {"overfitted-fast": [2, 5.5]}, out,
               metrics=("psnr",), progress=False, bitstreams=keep)
     df = read_results(out)
-    assert df["bit_exact"].all() and df["codec_settings"].str.contains('"iterations": 600').all()
+    assert df["bit_exact"].all() and df["codec_settings"].str.contains('"iterations": 1000').all()
     script = Path(__file__).resolve().parent.parent / "scripts" / "check_bitstreams.py"
     run = subprocess.run([sys.executable, str(script), str(out), "--bitstreams", str(keep)], capture_output=True,
                          text=True, timeout=600)

@@ -17,7 +17,9 @@ from nicviz.codecs.overfitted.stream import MAX_ABS, MAX_SIDE, Stream, group_bit
 __all__ = ["OverfittedCodec", "PRESETS", "lambda_for", "K_CANDIDATES"]
 
 #: encoding effort by codec name: fitting iterations
-PRESETS = {"overfitted-fast": 600, "overfitted": 2000, "overfitted-slow": 8000}
+PRESETS = {"overfitted-fast": 1000, "overfitted": 3000, "overfitted-slow": 10000}
+#: the fitting recipe (see :mod:`nicviz.codecs.overfitted.fit`), recorded with every row
+RECIPE = {"quantizer": "softround", "temperature": [0.3, 0.1], "noise_share": 0.95, "lr": 1e-2, "latent_lr": 0.05}
 #: parameter step exponents tried (a parameter is n / 2^k); the encoder keeps the cheapest in rate-distortion cost
 K_CANDIDATES = tuple(range(5, 13))
 
@@ -98,7 +100,7 @@ class OverfittedCodec(Codec):
         """What a result row records of the encoder's effort."""
         device, precision = _settings()
         return {"iterations": self.iterations, "config": self.config.as_dict(), "device": device,
-                "precision": precision, "seed": 0, "lambda": LADDER}
+                "precision": precision, "seed": 0, "lambda": LADDER, "recipe": RECIPE}
 
     def settings_json(self) -> str:
         return json.dumps(self.settings(), sort_keys=True)
@@ -120,6 +122,8 @@ class OverfittedCodec(Codec):
         device, precision = _settings()
         try:
             result = fit(rgb, lam, self.iterations, self.config, device=device, precision=precision,
+                         quantizer=RECIPE["quantizer"], temperature=tuple(RECIPE["temperature"]),
+                         noise_share=RECIPE["noise_share"], lr=RECIPE["lr"], latent_lr=RECIPE["latent_lr"],
                          progress=progress, report_every=max(1, self.iterations // 100))
         except FloatingPointError as exc:
             raise CodecError(f"{self.name}: {exc}") from None
