@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from nicviz.codecs.gained import build_gained
+from nicviz.codecs.neural.gained import build_gained
 from nicviz.paths import data_root
 from nicviz.training.nic import CropSampler, _split_params, rd_forward, rd_loss
 

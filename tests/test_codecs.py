@@ -162,7 +162,8 @@ def test_checkpoint_with_code_is_refused(tmp_path, monkeypatch):
 
 
 def _shipped_minis() -> list[tuple[str, int]]:
-    from nicviz.codecs.neural import MINI_MODELS, MODELS_DIR
+    from nicviz.codecs.neural import MINI_MODELS
+    from nicviz.paths import MODELS_DIR
 
     out = []
     for name in MINI_MODELS:
@@ -175,7 +176,7 @@ def _shipped_minis() -> list[tuple[str, int]]:
 def test_shipped_models_are_small_and_labelled():
     import json
 
-    from nicviz.codecs.neural import MODELS_DIR
+    from nicviz.paths import MODELS_DIR
 
     total = sum((MODELS_DIR / f"{name}-q{q}.pt").stat().st_size for name, q in _shipped_minis())
     assert total < 80e6  # all shipped compression models together
@@ -189,7 +190,8 @@ def test_shipped_models_are_small_and_labelled():
 def test_shipped_models_cover_q1_to_q4_and_rise_in_rate_and_quality():
     import json
 
-    from nicviz.codecs.neural import MINI_MODELS, MODELS_DIR
+    from nicviz.codecs.neural import MINI_MODELS
+    from nicviz.paths import MODELS_DIR
 
     shipped = _shipped_minis()
     for name in MINI_MODELS:
@@ -209,8 +211,8 @@ def test_shipped_models_cover_q1_to_q4_and_rise_in_rate_and_quality():
 def test_shipped_model_reproduces_kodim01(name, quality, kodak_dir):
     import json
 
-    from nicviz.codecs.neural import MODELS_DIR
     from nicviz.images import load_image
+    from nicviz.paths import MODELS_DIR
 
     meta = json.loads((MODELS_DIR / f"{name}-q{quality}.json").read_text())
     if "kodim01" not in meta:

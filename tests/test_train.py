@@ -219,8 +219,8 @@ def test_variable_rate_bf16_channels_last_run_exports_a_model_that_codes_every_q
     """The exact combination the background runs use: gain units, bf16 autocast, channels-last."""
     import json
 
-    from nicviz.codecs import wavefront
-    from nicviz.codecs.gained import gained_from_state_dict
+    from nicviz.codecs.neural import wavefront
+    from nicviz.codecs.neural.gained import gained_from_state_dict
 
     ckpt = tmp_path / "vr.pt"
     train(_args(tmp_path, ckpt, 3, levels=3, precision="bf16"))
@@ -241,7 +241,7 @@ def test_variable_rate_bf16_channels_last_run_exports_a_model_that_codes_every_q
 
 
 def test_gain_interpolation_is_geometric_and_rates_order():
-    from nicviz.codecs.gained import build_gained, lambda_for
+    from nicviz.codecs.neural.gained import build_gained, lambda_for
 
     assert lambda_for(3) == 0.0067 and lambda_for(8) == 0.18
     assert lambda_for(2.5) == pytest.approx((0.0035 * 0.0067) ** 0.5)
@@ -269,7 +269,7 @@ def test_gain_interpolation_is_geometric_and_rates_order():
 def test_export_keeps_the_likelihood_bound_and_gains_start_at_sqrt_lambda(tmp_path):
     """float16 turns CompressAI's 1e-9 likelihood bound into 0 (infinite bits for an
     unlikely symbol): exports keep the bounds in float32, loads restore a lost one."""
-    from nicviz.codecs.gained import build_gained, init_gains, lambda_for
+    from nicviz.codecs.neural.gained import build_gained, init_gains, lambda_for
     from nicviz.codecs.weights import restore_likelihood_bounds
 
     ckpt = tmp_path / "m.pt"

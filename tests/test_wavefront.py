@@ -15,7 +15,7 @@ from nicviz.codecs.neural import (
     pack_strings,
     unpack_strings,
 )
-from nicviz.codecs.wavefront import fronts
+from nicviz.codecs.neural.wavefront import fronts
 
 MINIS = ("cheng2020-anchor-mini", "cheng2020-attn-mini")
 
@@ -142,7 +142,7 @@ def test_header_fields_are_checked():
 
 
 def test_searchsorted_indexes_equal_compressai_build_indexes():
-    from nicviz.codecs.wavefront import _head
+    from nicviz.codecs.neural.wavefront import _head
 
     model = get_codec(MINIS[0]).model(1) if get_codec(MINIS[0]).available else None
     if model is None:
@@ -160,8 +160,8 @@ def variable_rate_codec(tmp_path_factory):
     nicviz ships one: float16 state dict plus JSON with the quality range."""
     import json
 
-    from nicviz.codecs.gained import build_gained
     from nicviz.codecs.neural import mini_codec
+    from nicviz.codecs.neural.gained import build_gained
 
     folder = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)

@@ -92,7 +92,7 @@ def _reconstruct(model, x):
     and the estimated bits (-log2 likelihoods of the quantised symbols)."""
     import torch
 
-    from nicviz.codecs import wavefront
+    from nicviz.codecs.neural import wavefront
 
     head = wavefront._head(model)
     y = model.g_a(x)

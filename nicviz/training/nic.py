@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nicviz.codecs.gained import LAMBDAS as _ALL_LAMBDAS
+from nicviz.codecs.neural.gained import LAMBDAS as _ALL_LAMBDAS
 from nicviz.errors import NicvizError
 
 __all__ = ["LAMBDAS", "TrainingDiverged", "Trainer", "main", "train", "rd_forward", "export_model", "slim_checkpoint", "load_checkpoint", "CropSampler"]
@@ -67,7 +67,7 @@ def _fixed_quality(path: str, state: dict) -> int:
 def build_training_model(arch: str, n: int, levels: int = 0):
     """A fixed-rate model, or with ``levels`` > 0 a variable-rate (gained) one."""
     if levels:
-        from nicviz.codecs.gained import build_gained
+        from nicviz.codecs.neural.gained import build_gained
 
         return build_gained(arch, n, levels)
     return build_model(arch, n)
@@ -251,7 +251,7 @@ class Trainer:
         self.precision = cfg.get("precision", "fp32")
         self.channels_last = bool(cfg.get("channels_last", False))
         if self.levels:
-            from nicviz.codecs.gained import lambda_for
+            from nicviz.codecs.neural.gained import lambda_for
 
             self.lmbda = 0.0  # one lambda per image, drawn every step
             self.lambda_table = torch.tensor([lambda_for(q) for q in range(1, self.levels + 1)], device=self.device)
@@ -300,7 +300,7 @@ class Trainer:
         init = {k: v.float() if v.is_floating_point() else v
                 for k, v in (state["model"] if "model" in state else state).items()}
         if self.levels and "log_gain" not in init:  # a fixed-rate model: gains around its own quality
-            from nicviz.codecs.gained import init_gains
+            from nicviz.codecs.neural.gained import init_gains
 
             init_gains(self.model, _fixed_quality(path, state))
             init["log_gain"] = self.model.log_gain.detach().clone()

@@ -12,7 +12,7 @@ table index with IEEE arithmetic only, so they agree on every symbol.
 
 Decoding order: grids coarsest first; within a grid, the fronts ``t = 3i + j`` of the
 12-neighbour causal context (every neighbour of (i, j) lies on an earlier front, as in
-``nicviz.codecs.wavefront``), so a front's latents are decoded together.
+``nicviz.codecs.neural.wavefront``), so a front's latents are decoded together.
 """
 
 from __future__ import annotations
