@@ -8,18 +8,15 @@ import pandas as pd
 import streamlit as st
 
 from nicviz.analysis.ocr import PLATE_SELECTIONS, ocr_baseline, ocr_summary, select_plates
+from nicviz.dashboard.plates import demo_plate_folder, plate_gallery, read_plate
+from nicviz.dashboard.tables import bd_codec_table, ci_text
 from nicviz.dashboard.widgets import (
     available_codecs,
-    bd_codec_table,
     cached_evaluate,
-    ci_text,
     dataset_image,
-    demo_plate_folder,
     load_results,
     load_upload,
-    plate_gallery,
     quality_picker,
-    read_plate,
     results_meta,
     size_guard,
 )

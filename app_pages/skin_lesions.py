@@ -11,14 +11,11 @@ from nicviz.analysis import confusion, per_class_recall
 from nicviz.analysis.classify import class_outcomes, most_informative
 from nicviz.analysis.wording import plain_summary
 from nicviz.dashboard.lesions import classifier_name, lesion_check, study_evidence
+from nicviz.dashboard.tables import bd_classifier_tables, bd_codec_table, ci_text, summary_table
 from nicviz.dashboard.widgets import (
-    bd_classifier_tables,
-    bd_codec_table,
-    ci_text,
     result_frames,
     results_meta,
     side_by_side,
-    summary_table,
 )
 from nicviz.plots import classifiers_figure, curve_figure
 from nicviz.results import dataset_folder

@@ -82,3 +82,11 @@ def test_the_package_has_no_import_circle():
 
 def test_the_check_finds_a_circle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_no_module_is_over_400_lines():
+    """Small modules: none of the package's modules passes 400 lines (``reference_data``
+    holds data tables, not code)."""
+    long = {str(p.relative_to(PKG)): n for p in PKG.rglob("*.py")
+            if "reference_data" not in p.parts and (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert not long, long

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from nicviz.analysis.wording import count, originals_sentence, plain_summary, verdict
+from nicviz.dashboard.tables import summary_table
 from nicviz.dashboard.widgets import (
     available_codecs,
     cached_evaluate,
@@ -22,7 +23,6 @@ from nicviz.dashboard.widgets import (
     load_upload,
     quality_picker,
     size_guard,
-    summary_table,
 )
 from nicviz.tasks.classify.models import ISIC_MODELS, MODELS_DIR
 

@@ -18,10 +18,9 @@ from nicviz.evaluate import evaluate
 from nicviz.images import ImageError, load_image, to_png_bytes
 from nicviz.settings import max_neural_pixels, max_pixels
 
-__all__ = ["ci_text", "bd_classifier_tables", "bd_codec_table", "plate_gallery", "neural_size_guard", "size_guard", "MAX_NEURAL_PIXELS", "MAX_PIXELS",
-           "claim_results_name", "summary_table", "missing_columns", "release_results_name", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "error_scale", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
-           "load_upload", "download_name", "remembered", "sample_image", "load_results", "ocr_engine", "demo_plate_folder", "read_plate",
-           "classifier", "classify"]
+__all__ = ["neural_size_guard", "size_guard", "MAX_NEURAL_PIXELS", "MAX_PIXELS",
+           "claim_results_name", "missing_columns", "release_results_name", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "error_scale", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+           "load_upload", "download_name", "remembered", "sample_image", "load_results", "classifier", "classify"]
 
 
 #: pixels a neural codec gets on a shared dashboard before it offers a downscale
@@ -102,17 +101,6 @@ def missing_columns(path: str, mtime: float, needed: tuple[str, ...]) -> str | N
         return f"cannot be read ({type(exc).__name__})"
     lost = [c for c in needed if c not in cols]
     return f"no {', '.join(lost)} column{'s' if len(lost) > 1 else ''}" if lost else None
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def summary_table(path: str, mtime: float, task: str, codec: str | None = None):
-    """:func:`~nicviz.analysis.classification_summary` of one classifier's rows of a
-    results file (one codec's, when given), computed once per file version."""
-    from nicviz.analysis import classification_summary
-
-    df = load_results(path, mtime)
-    df = df[df["task"].astype(str) == task]
-    return classification_summary(df if codec is None else df[df["codec"] == codec])
 
 
 def results_meta(path) -> dict:
@@ -279,32 +267,6 @@ def load_results(path: str, mtime: float):
     return read_results(path)
 
 
-@st.cache_resource(show_spinner="Loading the OCR engine...")
-def ocr_engine():
-    """The built-in OCR engine, loaded once per server process."""
-    from nicviz.tasks.ocr.engines import get_engine
-
-    return get_engine("rapidocr")
-
-
-@st.cache_resource(show_spinner=False)
-def demo_plate_folder() -> str:
-    """Generated plates with known text (``labels.csv``) for the demo without a data folder."""
-    import tempfile
-
-    from nicviz.tasks.ocr.synthetic import write_plate_folder
-
-    # the last six are small, blurred or noisy: at low rates compression makes OCR fail on them
-    return str(write_plate_folder(tempfile.mkdtemp(prefix="nicviz-plates-"), count=12, seed=7, hard=6))
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def read_plate(rgb: np.ndarray) -> tuple[str, float]:
-    from nicviz.tasks.ocr.plates import select_plate
-
-    return select_plate(ocr_engine().read(rgb))
-
-
 @st.cache_resource(show_spinner="Loading the classifier (once per server)...", show_time=True)
 def classifier(spec: str = "isic-effnet-lite0"):
     """A classifier loaded once per server process (``None`` and a message when missing)."""
@@ -410,71 +372,6 @@ def side_by_side(root: str | None, image: str, codec: str, quality: int, what: s
     return left, right
 
 
-def plate_gallery(rows, root: str | None, codec: str, quality, per_page: int = 8) -> None:
-    """A grid of plates (original above, reconstruction below, each reading with its
-    differences from the label highlighted), ``per_page`` at a time with previous / next;
-    "Open" shows a plate large in a dialog."""
-    from pathlib import Path
-
-    from nicviz.tasks.ocr.plates import diff_html
-
-    rows = rows.reset_index(drop=True)
-    pages = max(1, -(-len(rows) // per_page))
-    key = f"pl_gallery_page_{codec}_{quality}"
-    page = min(st.session_state.get(key, 0), pages - 1)
-
-    def turn(by: int) -> None:  # a callback: the page changes before the rerun draws the buttons
-        st.session_state[key] = min(max(0, page + by), pages - 1)
-
-    b1, b2, b3 = st.columns([1, 3, 1])
-    b1.button("Previous", key="pl_prev", disabled=page == 0, on_click=turn, args=(-1,))
-    b3.button("Next", key="pl_next", disabled=page >= pages - 1, on_click=turn, args=(1,))
-    b2.markdown(f"<div style='text-align:center'>plates {page * per_page + 1}-{min(len(rows), (page + 1) * per_page)}"
-                f" of {len(rows)}</div>", unsafe_allow_html=True)
-    here = root and Path(root).is_dir()
-    if not here:
-        st.info("The plate images are not on this machine (data folder missing): readings only.")
-    cols = st.columns(4)
-    for i, r in rows.iloc[page * per_page:(page + 1) * per_page].iterrows():
-        col = cols[(i - page * per_page) % 4]
-        label = str(r["text"])
-        if here:
-            rgb, err = dataset_image(root, str(r["image"]))
-            if rgb is not None:
-                col.image(rgb, caption="original", width="stretch")
-                res, err = cached_evaluate(rgb, codec, quality)
-                if res:
-                    col.image(res[1], caption=f"{codec} q{quality:g}", width="stretch")
-        # the raw readings: an empty one (NaN in the results file) must not become the letters "nan"
-        col.markdown(f"label `{label}`  \nthe original reads {diff_html(label, r['read_ref'])}  \n"
-                     f"compressed, it reads {diff_html(label, r['read'])}", unsafe_allow_html=True)
-        if col.button("Open", key=f"pl_open_{i}", help="Show this plate large, original against compressed."):
-            _plate_dialog(r, root if here else None, codec, quality)
-
-
-@st.dialog("Plate, pixel for pixel", width="large")
-def _plate_dialog(r, root: str | None, codec: str, quality) -> None:
-    """One plate enlarged in a dialog over the gallery (where the user is looking), with
-    both readings against the label."""
-    from nicviz.tasks.ocr.plates import diff_html
-
-    image = str(r["image"])
-    st.markdown(f"**{image}**: drag across the plate to compare original and compressed.")
-    rgb = dataset_image(root, image)[0] if root else None
-    res = cached_evaluate(rgb, codec, quality)[0] if rgb is not None else None
-    if res is not None:
-        html, height = comparison(rgb, res[1], "original", f"{codec} q{quality:g}: {res[0]['bpp']:.3f} bpp")
-        st.iframe(html, height=height)
-    else:
-        st.info("The plate image is not on this machine: readings only.")
-    o, c = st.columns(2)
-    label = str(r["text"])
-    o.markdown(f"label `{label}`  \nthe original reads {diff_html(label, r['read_ref'])}  \n"
-               f"CER {float(r['cer_ref']):.2f}", unsafe_allow_html=True)
-    c.markdown(f"label `{label}`  \ncompressed, it reads {diff_html(label, r['read'])}  \n"
-               f"CER {float(r['cer']):.2f}", unsafe_allow_html=True)
-
-
 def quality_picker(codec: str, label: str, key: str, container=st, default_index: int | None = None) -> int | float:
     """A quality widget on the codec's scale: a slider for classical codecs, the qualities
     that are actually available for neural ones."""
@@ -493,38 +390,3 @@ def quality_picker(codec: str, label: str, key: str, container=st, default_index
     d = c.scale.default
     value = d[len(d) // 2] if default_index is None else d[min(default_index, len(d) - 1)]
     return int(container.slider(f"{label} ({c.scale.meaning})", c.scale.low, c.scale.high, value, key=key))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def bd_classifier_tables(path: str, mtime: float, anchor_task: str, points: float = 5.0):
-    """Per codec: BD-accuracy of each other classifier against ``anchor_task`` and the
-    accuracy won back where the anchor first loses ``points`` (cached per results file)."""
-    import pandas as pd
-
-    from nicviz.analysis.bd_task import bd_classifiers
-    from nicviz.analysis.classify import accuracy_won_back
-
-    df = load_results(path, mtime)
-    df = df[df["task"].astype(str).str.startswith("classify") & df["label"].notna()]
-    won = [accuracy_won_back(df, anchor_task, t, points).assign(task=t)
-           for t in sorted(set(df["task"].astype(str)) - {anchor_task})]
-    return bd_classifiers(df, anchor_task, n_boot=500), pd.concat(won, ignore_index=True) if won else pd.DataFrame()
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def bd_codec_table(path: str, mtime: float, task: str, anchor: str, score: str, higher_is_better: bool = True):
-    """BD of every codec against ``anchor`` on ``score`` for the rows of ``task`` (cached)."""
-    from nicviz.analysis.bd_task import bd_codecs
-
-    df = load_results(path, mtime)
-    df = df[df["task"].astype(str) == task]
-    if "label" in df and score == "correct":
-        df = df[df["label"].notna()]
-    return bd_codecs(df, anchor, score, higher_is_better, n_boot=500)
-
-
-def ci_text(lo: float, hi: float | None) -> str:
-    """``lo to hi`` rounded to 0.1, or ``lo`` alone (``hi`` None); ``n/a`` for a missing value."""
-    if lo != lo or (hi is not None and hi != hi):  # NaN
-        return "n/a"
-    return f"{lo:.1f}" if hi is None else f"{lo:.1f} to {hi:.1f}"

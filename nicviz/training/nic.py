@@ -22,21 +22,13 @@ import argparse
 import csv
 import json
 import math
-import os
 import random
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from nicviz.codecs.neural.gained import LAMBDAS as _ALL_LAMBDAS
-from nicviz.errors import NicvizError
-
 __all__ = ["LAMBDAS", "TrainingDiverged", "Trainer", "main", "train", "rd_forward", "export_model", "slim_checkpoint", "load_checkpoint", "CropSampler"]
 
-#: CompressAI's MSE lambdas of the six Cheng2020 qualities (one table: ``codecs.gained.LAMBDAS`` has all eight)
-LAMBDAS = {q: v for q, v in _ALL_LAMBDAS.items() if q <= 6}
 ARCHS = ("cheng2020-anchor", "cheng2020-attn")
 #: Steps timed to size a ``--time-budget`` run: from the first to the second.
 CALIBRATION = (10, 40)
@@ -45,186 +37,22 @@ MAX_SKIPS = 5
 
 
 from nicviz.codecs.weights import restore_likelihood_bounds  # noqa: E402
-
-
-def _half(key: str, v):
-    """Float16 for storage, except the entropy models' bounds: 1e-9 is 0 in float16."""
-    return v.half() if v.is_floating_point() and not key.endswith(".bound") else v
-
-
-def _fixed_quality(path: str, state: dict) -> int:
-    """The quality a fixed-rate model was trained for: its checkpoint's, or its shipped
-    JSON's, else 3."""
-    if isinstance(state.get("args"), dict) and "quality" in state["args"]:
-        return int(state["args"]["quality"])
-    meta = Path(str(path).removesuffix(".pt") + ".json")
-    try:
-        return int(json.loads(meta.read_text())["quality"])
-    except (OSError, ValueError, KeyError):
-        return 3
-
-
-def build_training_model(arch: str, n: int, levels: int = 0):
-    """A fixed-rate model, or with ``levels`` > 0 a variable-rate (gained) one."""
-    if levels:
-        from nicviz.codecs.neural.gained import build_gained
-
-        return build_gained(arch, n, levels)
-    return build_model(arch, n)
-
-
-def build_model(arch: str, n: int):
-    from nicviz.codecs.weights import import_compressai
-
-    import_compressai()
-    from compressai.models import Cheng2020Anchor, Cheng2020Attention
-
-    return {"cheng2020-anchor": Cheng2020Anchor, "cheng2020-attn": Cheng2020Attention}[arch](N=n)
-
-
-class CropSampler:
-    """Random crops with random horizontal/vertical flips from images held in memory."""
-
-    def __init__(self, folder: Path, patch: int, seed: int) -> None:
-        from nicviz.datasets import list_images
-        from nicviz.images import ImageError, load_image
-
-        self.images = []
-        for p in list_images(folder):
-            try:
-                a = load_image(p)
-            except ImageError as exc:
-                print(f"skipping {exc}", file=sys.stderr)
-                continue
-            if min(a.shape[:2]) >= patch:
-                self.images.append(a)
-        if not self.images:
-            raise ValueError(f"{folder}: no training images of at least {patch} px")
-        self.patch = patch
-        self.rng = np.random.default_rng(seed)
-
-    def batch(self, size: int, device: str = "cpu"):
-        import torch
-
-        out = np.empty((size, self.patch, self.patch, 3), np.uint8)
-        for i in range(size):
-            a = self.images[self.rng.integers(len(self.images))]
-            y = self.rng.integers(a.shape[0] - self.patch + 1)
-            x = self.rng.integers(a.shape[1] - self.patch + 1)
-            c = a[y:y + self.patch, x:x + self.patch]
-            if self.rng.random() < 0.5:
-                c = c[:, ::-1]
-            if self.rng.random() < 0.5:
-                c = c[::-1]
-            out[i] = c
-        # contiguous NCHW: a channels-last input crashes CPU backward in torch 2.14.1
-        x = torch.from_numpy(out)
-        if device != "cpu":  # pinned + non_blocking: the copy does not wait for the GPU's queue
-            x = x.pin_memory().to(device, non_blocking=True)
-        return x.permute(0, 3, 1, 2).contiguous().float().div_(255.0)
-
-    def state(self) -> dict:
-        return {"bit_generator": json.dumps(self.rng.bit_generator.state)}
-
-    def load_state(self, state: dict) -> None:
-        self.rng.bit_generator.state = json.loads(state["bit_generator"])
-
-
-def rd_forward(model, x, precision: str = "fp32"):
-    """Forward pass with the codec's quantization in the synthesis path (see module doc).
-
-    ``precision="bf16"`` runs the transforms (analysis, synthesis, hyper and context
-    networks) under bfloat16 autocast; latents, likelihoods and so the rate stay float32.
-    """
-    import torch
-
-    ac = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-    with ac:
-        y = model.g_a(x).float()
-        z = model.h_a(y).float()
-    _, z_likelihoods = model.entropy_bottleneck(z)
-    med = model.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
-    z_hat = z + (torch.round(z - med) + med - z).detach()
-    y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5) if model.training else torch.round(y)
-    with ac:
-        params = model.h_s(z_hat)
-        ctx = model.context_prediction(y_noisy)
-        gp = model.entropy_parameters(torch.cat((params, ctx), dim=1)).float()
-    scales, means = gp.chunk(2, 1)
-    _, y_likelihoods = model.gaussian_conditional(y, scales, means=means)
-    y_hat = y + (torch.round(y - means) + means - y).detach()
-    with ac:
-        x_hat = model.g_s(y_hat).float()
-    return x_hat, (y_likelihoods, z_likelihoods)
-
-
-def rd_loss(x, x_hat, likelihoods, lmbda):
-    """``lambda * 255^2 * MSE + bpp`` per image, averaged; ``lmbda`` is a number or one
-    value per image (variable-rate training). Returns loss, mean bpp, mean MSE."""
-    import torch
-
-    n, _, h, w = x.shape
-    bpp = sum(torch.log(lk).reshape(n, -1).sum(1) for lk in likelihoods) / (-math.log(2) * h * w)
-    mse = torch.mean((x_hat - x) ** 2, dim=(1, 2, 3))
-    lm = torch.as_tensor(lmbda, dtype=x.dtype, device=x.device)
-    return torch.mean(lm * 255**2 * mse + bpp), bpp.mean(), mse.mean()
-
-
-def lr_at(step: int, total: int, peak: float, warmup: int, final: float) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
-    return final + 0.5 * (peak - final) * (1 + math.cos(math.pi * t))
-
-
-def load_checkpoint(path: str | os.PathLike, need: tuple[str, ...] = ("model", "args", "step", "lmbda")) -> dict:
-    """``torch.load(weights_only=True)`` of a training checkpoint; anything else (a missing
-    file, another kind of file, a pickle that would run code) is a one-line ``ValueError``."""
-    import torch
-
-    if not Path(path).is_file():
-        raise ValueError(f"{path}: no such checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise ValueError(f"{path}: not a loadable checkpoint ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or any(k not in state for k in need):
-        raise ValueError(f"{path}: not a nicviz training checkpoint (needs {', '.join(need)})")
-    return state
-
-
-def _save_atomic(obj: dict, path: Path) -> None:
-    import torch
-
-    from nicviz.paths import atomic_write
-
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def _split_params(model):
-    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
-    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles") and p.requires_grad]
-    return main, aux
-
-
-class TrainingDiverged(NicvizError):
-    """The loss became NaN or infinite; the checkpoint on disk is left as it was."""
-
-
-def resolve_device(name: str) -> str:
-    """``auto`` is ``cuda`` where a GPU is visible, else ``cpu``."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA GPU is visible")
-    return name
-
-
-def steps_for_budget(step: int, rate: float, remaining: float, margin: float = 0.93) -> int:
-    """Total step count that fits ``remaining`` seconds at ``rate`` steps/s (with a margin)."""
-    return step + max(1, int(remaining * rate * margin))
+from nicviz.training.nic_export import export_model, record_kodak, slim_checkpoint  # noqa: E402
+from nicviz.training.nic_parts import (  # noqa: E402
+    LAMBDAS,
+    CropSampler,
+    TrainingDiverged,
+    _fixed_quality,
+    _save_atomic,
+    _split_params,
+    build_training_model,
+    load_checkpoint,
+    lr_at,
+    rd_forward,
+    rd_loss,
+    resolve_device,
+    steps_for_budget,
+)
 
 
 class Trainer:
@@ -444,97 +272,6 @@ def train(args: argparse.Namespace) -> dict:
     follows the same schedule. ``args`` itself is left as it was.
     """
     return Trainer(args).run()
-
-
-def _code_version() -> str:
-    import subprocess
-
-    from nicviz import __version__
-
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        rev = ""
-    return f"nicviz {__version__}" + (f" (git {rev})" if rev else "")
-
-
-def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | None = None) -> Path:
-    """Write an updated (CDF tables built), float16 state dict and a metadata JSON beside it."""
-    import torch
-
-    state = load_checkpoint(ckpt)
-    args = state["args"]
-    levels = int(args.get("levels", 0) or 0)
-    model = build_training_model(args["arch"], int(args["N"]), levels)
-    # float16 first, then the CDF tables: the tables are built from the weights that ship
-    model.load_state_dict({k: _half(k, v).float() for k, v in state["model"].items()})
-    restore_likelihood_bounds(model)
-    model.eval()
-    model.update(force=True)
-    sd = {k: _half(k, v) for k, v in model.state_dict().items()}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(sd, out)
-    info = {
-        "architecture": args["arch"], "N": int(args["N"]),
-        **({"variable_rate": "gain units (Cui et al., CVPR 2021)", "qualities": [1, levels],
-            "lambdas": "CompressAI's table per integer quality, log-linear between"} if levels else
-           {"quality": int(args["quality"]), "lambda": float(state["lmbda"])}),
-        "precision": str(args.get("precision", "fp32")), "steps": int(state["step"]) + int(state.get("base_steps", 0)),
-        "fine_tuned_from": state.get("base_from") or None,
-        "fine_tune_steps": int(state["step"]) if state.get("base_from") else None,
-        "batch": int(args["batch"]),
-        "patch": int(args["patch"]), "lr": float(args["lr"]), "seed": int(args["seed"]),
-        "training_data": Path(args["data"]).name,
-        "trained_by": "nicviz (not CompressAI's official weights)",
-        "code_version": _code_version(),
-        "storage": "float16 state dict, loaded as float32",
-        **(meta or {}),
-    }
-    Path(str(out).removesuffix(".pt") + ".json").write_text(json.dumps(info, indent=2) + "\n")
-    return out
-
-
-def slim_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Keep what ``export`` needs (float16 weights, arguments, steps), drop optimizer state:
-    a trained checkpoint small enough to move between machines."""
-
-    state = load_checkpoint(ckpt)
-    slim = {k: state[k] for k in ("args", "lmbda", "step", "base_steps", "base_from") if k in state}
-    slim["model"] = {k: _half(k, v) for k, v in state["model"].items()}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _save_atomic(slim, out)
-    return out
-
-
-def record_kodak(results: str | os.PathLike, models_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Write each shipped model's measured Kodak figures (real bitstreams) into its JSON:
-    mean bpp/PSNR/MS-SSIM over the 24 images and the kodim01 bpp and PSNR."""
-    from nicviz.codecs.neural import MINI_MODELS, MODELS_DIR
-    from nicviz.results import read_results
-
-    df = read_results(results)
-    folder = Path(models_dir) if models_dir else MODELS_DIR
-    written = []
-    for codec in MINI_MODELS:
-        for q, g in df[df["codec"] == codec].groupby("quality"):
-            meta_file = folder / f"{codec}-q{int(q)}.json"
-            if not meta_file.is_file():
-                continue
-            meta = json.loads(meta_file.read_text())
-            k1 = g[g["image"].astype(str).str.endswith("kodim01.png")]
-            meta["kodak"] = {
-                "images": int(g["image"].nunique()), "bpp": float(g["bpp"].mean()), "psnr": float(g["psnr"].mean()),
-                "ms_ssim": float(g["ms_ssim"].mean()) if "ms_ssim" in g else None,
-                "rate": "real bitstreams (model.compress)", "results": str(results),
-            }
-            if len(k1):
-                meta["kodim01"] = {"bpp": float(k1["bpp"].iloc[0]), "psnr": float(k1["psnr"].iloc[0])}
-            meta_file.write_text(json.dumps(meta, indent=2) + "\n")
-            written.append(meta_file)
-    return written
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,107 @@
+"""Exporting a trained NIC checkpoint as a shipped model, slimming a checkpoint, and
+recording the shipped models' Kodak results (:mod:`nicviz.training.nic`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from nicviz.codecs.weights import restore_likelihood_bounds
+from nicviz.training.nic_parts import (
+    _half,
+    _save_atomic,
+    build_training_model,
+    load_checkpoint,
+)
+
+
+def _code_version() -> str:
+    import subprocess
+
+    from nicviz import __version__
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        rev = ""
+    return f"nicviz {__version__}" + (f" (git {rev})" if rev else "")
+
+
+def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | None = None) -> Path:
+    """Write an updated (CDF tables built), float16 state dict and a metadata JSON beside it."""
+    import torch
+
+    state = load_checkpoint(ckpt)
+    args = state["args"]
+    levels = int(args.get("levels", 0) or 0)
+    model = build_training_model(args["arch"], int(args["N"]), levels)
+    # float16 first, then the CDF tables: the tables are built from the weights that ship
+    model.load_state_dict({k: _half(k, v).float() for k, v in state["model"].items()})
+    restore_likelihood_bounds(model)
+    model.eval()
+    model.update(force=True)
+    sd = {k: _half(k, v) for k, v in model.state_dict().items()}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(sd, out)
+    info = {
+        "architecture": args["arch"], "N": int(args["N"]),
+        **({"variable_rate": "gain units (Cui et al., CVPR 2021)", "qualities": [1, levels],
+            "lambdas": "CompressAI's table per integer quality, log-linear between"} if levels else
+           {"quality": int(args["quality"]), "lambda": float(state["lmbda"])}),
+        "precision": str(args.get("precision", "fp32")), "steps": int(state["step"]) + int(state.get("base_steps", 0)),
+        "fine_tuned_from": state.get("base_from") or None,
+        "fine_tune_steps": int(state["step"]) if state.get("base_from") else None,
+        "batch": int(args["batch"]),
+        "patch": int(args["patch"]), "lr": float(args["lr"]), "seed": int(args["seed"]),
+        "training_data": Path(args["data"]).name,
+        "trained_by": "nicviz (not CompressAI's official weights)",
+        "code_version": _code_version(),
+        "storage": "float16 state dict, loaded as float32",
+        **(meta or {}),
+    }
+    Path(str(out).removesuffix(".pt") + ".json").write_text(json.dumps(info, indent=2) + "\n")
+    return out
+
+
+def slim_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Keep what ``export`` needs (float16 weights, arguments, steps), drop optimizer state:
+    a trained checkpoint small enough to move between machines."""
+
+    state = load_checkpoint(ckpt)
+    slim = {k: state[k] for k in ("args", "lmbda", "step", "base_steps", "base_from") if k in state}
+    slim["model"] = {k: _half(k, v) for k, v in state["model"].items()}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _save_atomic(slim, out)
+    return out
+
+
+def record_kodak(results: str | os.PathLike, models_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Write each shipped model's measured Kodak figures (real bitstreams) into its JSON:
+    mean bpp/PSNR/MS-SSIM over the 24 images and the kodim01 bpp and PSNR."""
+    from nicviz.codecs.neural import MINI_MODELS, MODELS_DIR
+    from nicviz.results import read_results
+
+    df = read_results(results)
+    folder = Path(models_dir) if models_dir else MODELS_DIR
+    written = []
+    for codec in MINI_MODELS:
+        for q, g in df[df["codec"] == codec].groupby("quality"):
+            meta_file = folder / f"{codec}-q{int(q)}.json"
+            if not meta_file.is_file():
+                continue
+            meta = json.loads(meta_file.read_text())
+            k1 = g[g["image"].astype(str).str.endswith("kodim01.png")]
+            meta["kodak"] = {
+                "images": int(g["image"].nunique()), "bpp": float(g["bpp"].mean()), "psnr": float(g["psnr"].mean()),
+                "ms_ssim": float(g["ms_ssim"].mean()) if "ms_ssim" in g else None,
+                "rate": "real bitstreams (model.compress)", "results": str(results),
+            }
+            if len(k1):
+                meta["kodim01"] = {"bpp": float(k1["bpp"].iloc[0]), "psnr": float(k1["psnr"].iloc[0])}
+            meta_file.write_text(json.dumps(meta, indent=2) + "\n")
+            written.append(meta_file)
+    return written
