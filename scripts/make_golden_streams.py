@@ -61,9 +61,12 @@ def streams() -> dict[str, tuple[str, bytes]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import torch
+
     from nicviz.codecs import get_codec
     from nicviz.metrics import psnr
 
+    torch.set_num_threads(1)  # CompressAI's synthesis rounds differently on 1 and 2 threads: pin it
     OUT.mkdir(parents=True, exist_ok=True)
     rgb = picture()
     record = {"picture": "astronaut[40:136, 190:318] (scikit-image)", "streams": {}}
