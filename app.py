@@ -1,5 +1,7 @@
 """nicviz dashboard: ``streamlit run app.py``. Pages live in ``app_pages/`` and call ``nicviz``."""
 
+import logging
+
 import streamlit as st
 
 st.set_page_config(page_title="nicviz", page_icon="\U0001F50D", layout="wide")  # an emoji: no font host needed
@@ -11,4 +13,9 @@ pages = [
     st.Page("app_pages/plates.py", title="Licence plates", icon=":material/directions_car:"),
     st.Page("app_pages/run_sweep.py", title="Run a sweep", icon=":material/play_arrow:"),
 ]
-st.navigation(pages).run()
+try:
+    st.navigation(pages).run()
+except Exception as exc:  # a page's own bug: one line for the user, the traceback only in the server's log
+    logging.getLogger("nicviz.dashboard").exception("a page failed")
+    st.error(f"This page hit an internal error ({type(exc).__name__}); it is logged on the server. Change a choice "
+             "or reload the page; what was computed before is kept.")

@@ -446,3 +446,20 @@ def test_the_sweep_form_keeps_its_values_when_the_user_visits_another_page():
     assert at.multiselect(key="rs_codecs").value == ["jpeg"]
     assert at.text_input(key="rs_name").value == "keep-me"
     assert at.text_input(key="rs_qualities_jpeg").value == "jpeg=5,50"
+
+
+def test_a_page_bug_is_one_line_and_no_traceback(tmp_path, monkeypatch):
+    """app.py's guard: a page that raises shows one line; the traceback goes to the log."""
+    import streamlit as st
+
+    import nicviz.dashboard.widgets as w
+
+    def broken(*a, **k):
+        raise KeyError("['bpp', 'psnr'] not in index")
+
+    monkeypatch.setattr(w, "available_codecs", broken)
+    st.cache_data.clear()
+    at = page("app.py").run()
+    assert not at.exception
+    assert len(at.error) == 1 and "internal error (KeyError)" in at.error[0].value
+    assert "Traceback" not in at.error[0].value and str(ROOT) not in at.error[0].value
