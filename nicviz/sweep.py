@@ -41,6 +41,7 @@ from nicviz.results import (
     write_json_atomic,
     write_results,
 )
+from nicviz.tasks import TaskRunner
 
 __all__ = ["Task", "SweepSummary", "Executor", "SerialExecutor", "ProcessExecutor", "run_sweep", "plan_tasks",
            "bitstream_path"]
@@ -87,7 +88,7 @@ def run_task(task: Task) -> list[dict]:
         rgb = load_image(Path(task.root) / task.image if task.data is None else task.data, name=task.image)
     except ImageError as exc:
         return [{"error": {"image": task.image, "codec": None, "quality": None, "error": str(exc)}}]
-    runners: list[tuple[str, object, dict]] = []
+    runners: list[tuple[str, TaskRunner, dict]] = []
     for name in (task.task, *task.also):
         from nicviz.tasks import get_task
 
@@ -234,7 +235,7 @@ def task_names(task: str | Sequence[str]) -> list[str]:
 
 
 def plan_tasks(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int]],
-               metrics: tuple[str, ...], done: Iterable[tuple], task: str | Sequence[str] = "rd",
+               metrics: Sequence[str], done: Iterable[tuple], task: str | Sequence[str] = "rd",
                labels: dict[str, str] | None = None) -> list[Task]:
     """One task per image that has at least one (codec, quality) not in ``done``; with
     several task names, a pair missing for any of them is computed once for all."""
@@ -275,7 +276,7 @@ def _write_errors(errors: list[dict], out: Path) -> None:
 
 
 def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int]], out: str | os.PathLike,
-              metrics: tuple[str, ...] = METRICS, jobs: int = 1, executor: Executor | None = None,
+              metrics: Sequence[str] = METRICS, jobs: int = 1, executor: Executor | None = None,
               progress: bool = True, command: list[str] | None = None, flush_every_s: float = 30.0,
               task: str | Sequence[str] = "rd", on_progress: Callable[[int, int], None] | None = None,
               pixel_limits: dict[str, int] | None = None, downscale: bool = False,
@@ -364,7 +365,7 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
                             qualities=qualities, metrics=list(metrics), task=",".join(names), rows=len(found), errors=len(errors),
                             seed=0)
         # a results file can grow over several runs (another codec added later): keep each run's record
-        previous = []
+        previous: list[dict] = []
         if meta_path(out).is_file():
             try:
                 old = json.loads(meta_path(out).read_text())

@@ -94,7 +94,7 @@ def lesion_check() -> dict:
     spec = c3.selectbox("Classifier", shipped, format_func=classifier_name, key="sk_uclf",
                         help="standard: trained on original images. Compression-trained: also shown compressed "
                              "copies of every training image and taught to give both the same diagnosis.")
-    chosen = {"codec": codec, "bpp": None, "task": "classify" if spec == "isic-effnet-lite0" else f"classify:{spec}",
+    chosen: dict = {"codec": codec, "bpp": None, "task": "classify" if spec == "isic-effnet-lite0" else f"classify:{spec}",
               "dataset": dataset}
     clf, why = classifier(spec)
     if clf is None:
@@ -112,8 +112,11 @@ def lesion_check() -> dict:
     if res is None:
         return chosen
     row, recon = res[0], res[1]
-    classes, p0 = classify(rgb, spec)
-    _, p1 = classify(recon, spec)
+    before, after = classify(rgb, spec), classify(recon, spec)
+    if before is None or after is None:
+        st.error("The classifier is unavailable on this server.")
+        return chosen
+    (classes, p0), (_, p1) = before, after
     v = verdict(classes, p0, p1, truth=truth)
     box = {"error": st.error, "warning": st.warning, "success": st.success}[v.level]
     box(f"**{v.headline}**  \n" + "  \n".join(v.details))

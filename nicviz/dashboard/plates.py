@@ -65,7 +65,7 @@ def plate_gallery(rows, root: str | None, codec: str, quality, per_page: int = 8
     for i, r in rows.iloc[page * per_page:(page + 1) * per_page].iterrows():
         col = cols[(i - page * per_page) % 4]
         label = str(r["text"])
-        if here:
+        if here and root:
             rgb, err = dataset_image(root, str(r["image"]))
             if rgb is not None:
                 col.image(rgb, caption="original", width="stretch")
@@ -89,7 +89,7 @@ def _plate_dialog(r, root: str | None, codec: str, quality) -> None:
     st.markdown(f"**{image}**: drag across the plate to compare original and compressed.")
     rgb = dataset_image(root, image)[0] if root else None
     res = cached_evaluate(rgb, codec, quality)[0] if rgb is not None else None
-    if res is not None:
+    if rgb is not None and res is not None:
         html, height = comparison(rgb, res[1], "original", f"{codec} q{quality:g}: {res[0]['bpp']:.3f} bpp")
         st.iframe(html, height=height)
     else:

@@ -122,7 +122,7 @@ def _codec(name: str):
 
 
 @st.cache_data(show_spinner=False, max_entries=48)
-def _evaluate(rgb: np.ndarray, codec: str, quality: int):
+def _evaluate(rgb: np.ndarray, codec: str, quality: float):
     ev = evaluate(rgb, _codec(codec), quality, parallel_metrics=True)
     return ev.row, ev.reconstruction, ev.bitstream
 
@@ -173,7 +173,7 @@ def _fitted_evaluate(rgb: np.ndarray, codec: str, quality: float):
     return result, None
 
 
-def cached_evaluate(rgb: np.ndarray, codec: str, quality: int):
+def cached_evaluate(rgb: np.ndarray, codec: str, quality: float):
     """``((row, reconstruction, bitstream), None)`` or ``(None, message)``; a spinner with
     the elapsed time while it runs (neural codecs take a second or more on a CPU), a
     progress bar for codecs that fit each image (minutes)."""

@@ -82,7 +82,8 @@ def slim_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike) -> Path:
 def record_kodak(results: str | os.PathLike, models_dir: str | os.PathLike | None = None) -> list[Path]:
     """Write each shipped model's measured Kodak figures (real bitstreams) into its JSON:
     mean bpp/PSNR/MS-SSIM over the 24 images and the kodim01 bpp and PSNR."""
-    from nicviz.codecs.neural import MINI_MODELS, MODELS_DIR
+    from nicviz.codecs.neural import MINI_MODELS
+    from nicviz.paths import MODELS_DIR
     from nicviz.results import read_results
 
     df = read_results(results)

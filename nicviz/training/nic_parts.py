@@ -80,16 +80,16 @@ class CropSampler:
         out = np.empty((size, self.patch, self.patch, 3), np.uint8)
         for i in range(size):
             a = self.images[self.rng.integers(len(self.images))]
-            y = self.rng.integers(a.shape[0] - self.patch + 1)
-            x = self.rng.integers(a.shape[1] - self.patch + 1)
-            c = a[y:y + self.patch, x:x + self.patch]
+            top = self.rng.integers(a.shape[0] - self.patch + 1)
+            left = self.rng.integers(a.shape[1] - self.patch + 1)
+            c = a[top:top + self.patch, left:left + self.patch]
             if self.rng.random() < 0.5:
                 c = c[:, ::-1]
             if self.rng.random() < 0.5:
                 c = c[::-1]
             out[i] = c
         # contiguous NCHW: a channels-last input crashes CPU backward in torch 2.14.1
-        x = torch.from_numpy(out)
+        x: torch.Tensor = torch.from_numpy(out)
         if device != "cpu":  # pinned + non_blocking: the copy does not wait for the GPU's queue
             x = x.pin_memory().to(device, non_blocking=True)
         return x.permute(0, 3, 1, 2).contiguous().float().div_(255.0)

@@ -7,6 +7,7 @@ import struct
 import threading
 import weakref
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +85,7 @@ class NeuralCodec(Codec):
         if estimated:
             self.rate_mode = RATE_ESTIMATED
             self.description += ", bpp estimated from likelihoods"
-        self._models: dict[int | None, object] = {}
+        self._models: dict[float | None, Any] = {}
         self._lock = threading.RLock()
         #: "wavefront" (nicviz's batched fronts where the model has a context model) or
         #: "compressai" (the model's own compress/decompress)
@@ -166,10 +167,10 @@ class NeuralCodec(Codec):
         return np.ascontiguousarray(x.permute(1, 2, 0).to(torch.uint8).numpy())
 
     # -- coding --------------------------------------------------------------------
-    def encode(self, rgb: np.ndarray, quality: int) -> bytes:
+    def encode(self, rgb: np.ndarray, quality: float) -> bytes:
         return self.encode_reconstruct(rgb, quality, reconstruct=False)[0]
 
-    def encode_reconstruct(self, rgb: np.ndarray, quality: int,
+    def encode_reconstruct(self, rgb: np.ndarray, quality: float,
                            reconstruct: bool = True) -> tuple[bytes, np.ndarray | None]:
         """The bitstream and, with the wavefront schedule, the encoder's own
         reconstruction (which :meth:`decode` reproduces bit for bit); else ``None``."""

@@ -28,7 +28,7 @@ class WeightSource(ABC):
         """``None`` when the weights for ``quality`` are here, else how to get them."""
 
     @abstractmethod
-    def build(self, quality: int):
+    def build(self, quality: float):
         """Return the torch model for ``quality``."""
 
 
@@ -49,14 +49,14 @@ class OfficialWeights(WeightSource):
         where = " or ".join(str(d) for d in weights.search_dirs())
         return f"weights file {name} not found in {where}; download it from {url}"
 
-    def build(self, quality: int):
+    def build(self, quality: float):
         import_compressai()
         from compressai.zoo.image import model_architectures
         from compressai.zoo.pretrained import load_pretrained
 
-        path = weights.find_official(self.arch, quality, self.metric)
+        path = weights.find_official(self.arch, int(quality), self.metric)
         if path is None:
-            raise CodecUnavailable(self.missing(quality) or "weights missing")
+            raise CodecUnavailable(self.missing(int(quality)) or "weights missing")
         try:
             state = load_pretrained(weights.load_state_dict(path))
             return model_architectures[self.arch].from_state_dict(state)
@@ -76,7 +76,7 @@ class RandomWeights(WeightSource):
     def missing(self, quality: int) -> str | None:
         return None
 
-    def build(self, quality: int):
+    def build(self, quality: float):
         import torch
 
         import_compressai()
@@ -119,12 +119,12 @@ class ShippedWeights(_NicvizModels):
             return None
         return f"{p.name} is not shipped in this version (train it with `nicviz train`)"
 
-    def build(self, quality: int):
+    def build(self, quality: float):
 
         import_compressai()
         from compressai.zoo.image import model_architectures
 
-        path = self.path(quality)
+        path = self.path(int(quality))
         try:
             return model_architectures[self.arch].from_state_dict(weights.load_state_dict(path))
         except Exception as exc:  # noqa: BLE001 - a damaged file: torch raises many kinds

@@ -3,6 +3,7 @@ bitstream and estimated-rate variants) and nicviz's compact minis."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from nicviz.codecs.base import (
@@ -30,15 +31,18 @@ def mini_codec(name: str, arch: str, folder: Path | None = None) -> NeuralCodec:
 
 def _register_mini() -> None:
     for name, arch in MINI_MODELS.items():
-        register_codec(name, lambda n=name, a=arch: mini_codec(n, a))
+        register_codec(name, partial(mini_codec, name, arch))
+
+
+def _official(name: str, arch: str, qualities: tuple[int, ...], estimated: bool) -> NeuralCodec:
+    return NeuralCodec(name, arch, OfficialWeights(arch), qualities, estimated=estimated)
 
 
 def _register_official() -> None:
     for arch, qualities in ZOO_QUALITIES.items():
         for estimated in (False, True):
             name = arch + ("-estimated" if estimated else "")
-            register_codec(name, lambda a=arch, q=qualities, e=estimated, n=name: NeuralCodec(
-                n, a, OfficialWeights(a), q, estimated=e))
+            register_codec(name, partial(_official, name, arch, qualities, estimated))
 
 
 _register_mini()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -19,7 +20,8 @@ __all__ = ["OverfittedCodec", "PRESETS", "lambda_for", "K_CANDIDATES"]
 #: encoding effort by codec name: fitting iterations
 PRESETS = {"overfitted-fast": 1000, "overfitted": 3000, "overfitted-slow": 10000}
 #: the fitting recipe (see :mod:`nicviz.codecs.overfitted.fit`), recorded with every row
-RECIPE = {"quantizer": "softround", "temperature": [0.3, 0.1], "noise_share": 0.95, "lr": 1e-2, "latent_lr": 0.05}
+RECIPE: dict = {"quantizer": "softround", "temperature": [0.3, 0.1], "noise_share": 0.95, "lr": 1e-2,
+                "latent_lr": 0.05}
 #: parameter step exponents tried (a parameter is n / 2^k); the encoder keeps the cheapest in rate-distortion cost
 K_CANDIDATES = tuple(range(5, 13))
 
@@ -157,6 +159,7 @@ class OverfittedCodec(Codec):
                 best_arm = (bits, k, q, latents)
         if best_arm is None:
             raise CodecError(f"{self.name}: could not code the latents")
+        assert best_syn is not None  # K_CANDIDATES is not empty
         _, k_syn, q_syn, recon = best_syn
         _, k_arm, q_arm, latents = best_arm
         self._local.fit = {"iterations": result.iterations, "seconds": result.seconds, "history": result.history,
@@ -179,5 +182,5 @@ def register() -> None:
     from nicviz.codecs.base import register_codec
 
     for name in PRESETS:
-        register_codec(name, lambda n=name: OverfittedCodec(n))
+        register_codec(name, partial(OverfittedCodec, name))
 

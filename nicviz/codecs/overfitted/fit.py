@@ -29,6 +29,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class Cancelled(Exception):
 
 @dataclass
 class FitResult:
-    model: object
+    model: Any
     iterations: int
     seconds: float
     #: (iteration, bpp estimate, PSNR) at each report

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -83,11 +84,11 @@ class OverfittedModel:
     """The trainable form (float32). Built lazily on ``torch`` so that importing the codec
     registry costs nothing."""
 
-    def __new__(cls, config: Config, height: int, width: int, seed: int = 0):
+    def __new__(cls, config: Config, height: int, width: int, seed: int = 0) -> Any:
         torch = _torch()
         nn = torch.nn
 
-        class _Model(nn.Module):
+        class _Model(nn.Module):  # type: ignore[name-defined]  # torch is imported when a model is made
             def __init__(self) -> None:
                 super().__init__()
                 g = torch.Generator().manual_seed(seed)

@@ -28,7 +28,7 @@ def supports(clf: Classifier) -> bool:
 def grad_cam(clf: Classifier, rgb: np.ndarray, class_index: int | None = None) -> np.ndarray:
     """The Grad-CAM map (H x W float in [0, 1], at ``rgb``'s size) of ``class_index``
     (default: the predicted class) for uint8 RGB ``rgb``."""
-    if not supports(clf):
+    if not isinstance(clf, EffNetLiteClassifier):  # what supports() says, spelled for the type checker
         raise NicvizError(f"class-activation maps are offered for the built-in classifiers, not {clf.name}")
     import torch
     from PIL import Image
@@ -47,7 +47,7 @@ def grad_cam(clf: Classifier, rgb: np.ndarray, class_index: int | None = None) -
     m = np.nan_to_num(np.asarray(m, dtype=np.float32), nan=0.0)
     h, w = rgb.shape[:2]
     if m.shape != (h, w):
-        m = np.asarray(Image.fromarray(m).resize((w, h), Image.BILINEAR))
+        m = np.asarray(Image.fromarray(m).resize((w, h), Image.Resampling.BILINEAR))
     return np.clip(m, 0.0, 1.0)
 
 
