@@ -105,3 +105,12 @@ def test_originals_sentence_counts_the_malignant_classes_first():
 @pytest.mark.parametrize("p", [float("nan"), None])
 def test_a_missing_p_value_is_said(p):
     assert p_text(p) == "p not available"
+
+
+def test_one_interval_format_for_pages_and_terminal():
+    from nicviz.analysis.wording import interval_text
+
+    assert interval_text(-0.64, 16.44) == "-0.6 to 16.4" and interval_text(3.0) == "3.0"
+    assert interval_text(-0.64, 16.44, terminal=True) == "[-0.6, +16.4]"
+    nan = float("nan")
+    assert interval_text(nan, 1.0) == "n/a" and interval_text(nan, 1.0, terminal=True) == "[no interval]"

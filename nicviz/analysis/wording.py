@@ -14,7 +14,7 @@ import pandas as pd
 
 from nicviz.analysis.classify import MALIGNANT, class_outcomes
 
-__all__ = ["Verdict", "verdict", "plain_summary", "originals_sentence", "p_text", "count", "plural", "WARN_POINTS"]
+__all__ = ["interval_text", "Verdict", "verdict", "plain_summary", "originals_sentence", "p_text", "count", "plural", "WARN_POINTS"]
 
 #: a malignant class whose probability falls by more than this many points gets a strong warning
 WARN_POINTS = 15.0
@@ -43,6 +43,18 @@ def p_text(p: float) -> str:
     if p < 0.001:
         return "p < 0.001"
     return f"p = {p:.2f}" if p >= 0.01 else f"p = {p:.3f}"
+
+
+def interval_text(lo: float, hi: float | None = None, terminal: bool = False) -> str:
+    """An interval as pages and the terminal print it, rounded to 0.1: ``lo to hi`` (or
+    ``lo`` alone when ``hi`` is None; ``n/a`` when missing); ``terminal``: signed and in
+    brackets, ``[+lo, +hi]`` (``[no interval]`` when missing)."""
+    missing = lo != lo or (hi is not None and hi != hi)  # NaN
+    if terminal:
+        return "[no interval]" if missing or hi is None else f"[{lo:+.1f}, {hi:+.1f}]"
+    if missing:
+        return "n/a"
+    return f"{lo:.1f}" if hi is None else f"{lo:.1f} to {hi:.1f}"
 
 
 @dataclass

@@ -36,8 +36,10 @@ def _print_bd(title: str, table, score_name: str, rate_note: str) -> None:
     for r in table.itertuples():
         who = getattr(r, "task", None) or r.codec
         where = f"{r.codec}: " if getattr(r, "task", None) else ""
+        from nicviz.analysis.wording import interval_text
+
         def ci(lo: float, hi: float) -> str:
-            return "[no interval]" if lo != lo or hi != hi else f"[{lo:+.1f}, {hi:+.1f}]"  # NaN != NaN
+            return interval_text(lo, hi, terminal=True)
 
         rate = "n/a (no common score range)" if r.bd_rate != r.bd_rate else \
             f"{r.bd_rate:+.1f} % {ci(r.bd_rate_lo, r.bd_rate_hi)}"

@@ -50,7 +50,7 @@ def bd_codec_table(path: str, mtime: float, task: str, anchor: str, score: str, 
 
 
 def ci_text(lo: float, hi: float | None) -> str:
-    """``lo to hi`` rounded to 0.1, or ``lo`` alone (``hi`` None); ``n/a`` for a missing value."""
-    if lo != lo or (hi is not None and hi != hi):  # NaN
-        return "n/a"
-    return f"{lo:.1f}" if hi is None else f"{lo:.1f} to {hi:.1f}"
+    """An interval as the pages print it (:func:`nicviz.analysis.wording.interval_text`)."""
+    from nicviz.analysis.wording import interval_text
+
+    return interval_text(lo, hi)
