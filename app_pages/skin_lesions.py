@@ -36,7 +36,7 @@ frames = {k: v for k, v in result_frames("classify").items()
 
 check, research_tab = st.tabs(["Check a lesion image", "Research tables"])
 with check:
-    chosen = lesion_check()
+    chosen = lesion_check(frames)
     st.subheader("What the study found")
     study_evidence(frames, chosen["codec"], chosen["bpp"], chosen["task"], chosen["dataset"])
 

@@ -53,8 +53,20 @@ def class_maps(rgb: np.ndarray, recon: np.ndarray, spec: str) -> tuple[np.ndarra
     return overlay(rgb, a), overlay(recon, b), map_overlap(a, b), time.perf_counter() - t
 
 
-def _pick_image() -> tuple[np.ndarray | None, str, str | None, str | None]:
-    """The image to check: ``(rgb, name, true label or None, dataset name or None)``."""
+def _recognised(frames: dict, dataset: str) -> set[str]:
+    """Images of ``dataset`` the standard classifier diagnoses right on the original (study file)."""
+    key = STUDY_FILES.get(dataset)
+    if not frames or key not in frames:
+        return set()
+    df = frames[key][1]
+    ok = df[(df["task"].astype(str) == "classify") & (df["pred_ref"].astype(str) == df["label"].astype(str))]
+    return set(ok["image"].astype(str))
+
+
+def _pick_image(frames: dict) -> tuple[np.ndarray | None, str, str | None, str | None]:
+    """The image to check: ``(rgb, name, true label or None, dataset name or None)``. A test
+    set opens on a melanoma the model recognises on the original (so what compression
+    changes is what the page shows)."""
     have = dataset_choices()
     options = [label for label, ds in SOURCES.items() if ds in have] + ["Upload your own"]
     source = st.radio("Lesion image", options, horizontal=True, key="sk_source")
@@ -72,7 +84,9 @@ def _pick_image() -> tuple[np.ndarray | None, str, str | None, str | None]:
     if not images:
         st.info("No images in this dataset on this server.")
         return None, "", None, None
-    default = next((i for i, name in enumerate(images) if name.startswith("melanoma/")), 0)
+    known = _recognised(frames, SOURCES[source])
+    melanomas = [i for i, name in enumerate(images) if name.startswith("melanoma/")]
+    default = next((i for i in melanomas if images[i] in known), melanomas[0] if melanomas else 0)
     name = st.selectbox("Image (true diagnosis / file)", images, index=default, key=f"sk_img_{SOURCES[source]}")
     rgb, err = dataset_image(folder, name)
     if err:
@@ -80,17 +94,17 @@ def _pick_image() -> tuple[np.ndarray | None, str, str | None, str | None]:
     return rgb, name, name.split("/")[0] if "/" in name else None, SOURCES[source]
 
 
-def lesion_check() -> dict:
+def lesion_check(frames: dict | None = None) -> dict:
     """Pick or upload a lesion image, compress it, and say first, in plain words, what
     happened to the diagnosis; the maps of where the classifier looks follow. Returns
     what was chosen (``codec``, ``bpp`` reached, classifier ``task``, ``dataset``): the
     evidence below follows it."""
     shipped = [m for m in ISIC_MODELS if (MODELS_DIR / f"{m}.pt").is_file()] or ["isic-effnet-lite0"]
-    rgb, name, truth, dataset = _pick_image()
+    rgb, name, truth, dataset = _pick_image(frames or {})
     codecs = available_codecs()
     c1, c2, c3 = st.columns([1, 1, 1])
     codec = c1.selectbox("Codec", codecs, index=codecs.index("jpeg") if "jpeg" in codecs else 0, key="sk_ucodec")
-    quality = quality_picker(codec, "Quality", "sk_uq", c2, default_index=1)
+    quality = quality_picker(codec, "Quality", "sk_uq", c2)
     spec = c3.selectbox("Classifier", shipped, format_func=classifier_name, key="sk_uclf",
                         help="standard: trained on original images. Compression-trained: also shown compressed "
                              "copies of every training image and taught to give both the same diagnosis.")

@@ -67,10 +67,14 @@ def map_overlap(a: np.ndarray, b: np.ndarray, share: float = TOP_SHARE) -> float
     return float(np.logical_and(ta, tb).sum() / union) if union else 1.0
 
 
-def overlay(rgb: np.ndarray, m: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """``rgb`` with map ``m`` laid over it in a red-yellow heat colour (uint8)."""
-    m = np.clip(np.asarray(m, dtype=np.float32), 0, 1)[..., None]
-    heat = np.concatenate([np.ones_like(m), m, np.zeros_like(m)], axis=2) * 255.0  # red -> yellow
-    a = alpha * m ** 0.5
+def overlay(rgb: np.ndarray, m: np.ndarray, alpha: float = 0.7) -> np.ndarray:
+    """``rgb`` under map ``m`` in the inferno colours: where the map is low the image shows
+    through untouched, where it is high the colour covers it (``alpha`` at the peak), so
+    the region the classifier relies on stands out instead of a wash over everything."""
+    from nicviz.plots import colorize
+
+    m = np.clip(np.asarray(m, dtype=np.float32), 0, 1)
+    heat = colorize(m, 0.0, 1.0).astype(np.float32)
+    a = (alpha * np.clip((m - 0.35) / 0.65, 0, 1) ** 1.5)[..., None]
     out = (1 - a) * np.asarray(rgb, dtype=np.float32) + a * heat
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
