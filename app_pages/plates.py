@@ -8,8 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from nicviz.analysis.ocr import PLATE_SELECTIONS, ocr_baseline, ocr_summary, select_plates
+from nicviz.analysis.tables import bd_score_table
 from nicviz.dashboard.plates import demo_plate_folder, plate_gallery, read_plate
-from nicviz.dashboard.tables import bd_codec_table, ci_text
+from nicviz.dashboard.tables import bd_codec_table
 from nicviz.dashboard.widgets import (
     available_codecs,
     cached_evaluate,
@@ -82,14 +83,7 @@ if df is not None and not df.empty:
                 if b.empty:
                     continue
                 st.markdown(f"**{title}**")
-                st.dataframe(pd.DataFrame({
-                    "codec": b["codec"], f"mean difference ({unit})": (scale * b["bd_score"]).round(2),
-                    "95 % CI": [ci_text(scale * lo, scale * hi) for lo, hi in zip(b["bd_score_lo"], b["bd_score_hi"],
-                                                                                  strict=True)],
-                    "bits for JPEG's score (%)": [ci_text(v, None) for v in b["bd_rate"]],
-                    "bits, 95 % CI": [ci_text(lo, hi) for lo, hi in zip(b["bd_rate_lo"], b["bd_rate_hi"], strict=True)],
-                    "over bits per pixel": [f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(b["from_bpp"], b["to_bpp"],
-                                                                                     strict=True)]}), hide_index=True)
+                st.dataframe(bd_score_table(b, "JPEG", unit, scale), hide_index=True)
             st.caption("Bjontegaard deltas on the task score: the mean difference from JPEG across the bit rates "
                        "both cover, and how many fewer (negative) or more bits a codec needs for JPEG's score "
                        "(n/a: the scores do not overlap); 95 % bootstrap intervals over plates.")

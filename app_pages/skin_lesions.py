@@ -9,9 +9,10 @@ import streamlit as st
 
 from nicviz.analysis import confusion, per_class_recall
 from nicviz.analysis.classify import class_outcomes, most_informative
+from nicviz.analysis.tables import bd_classifier_table, bd_score_table, won_back_table
 from nicviz.analysis.wording import plain_summary
 from nicviz.dashboard.lesions import classifier_name, lesion_check, study_evidence
-from nicviz.dashboard.tables import bd_classifier_tables, bd_codec_table, ci_text, summary_table
+from nicviz.dashboard.tables import bd_classifier_tables, bd_codec_table, summary_table
 from nicviz.dashboard.widgets import (
     result_frames,
     results_meta,
@@ -78,12 +79,7 @@ with research_tab:
                 with st.spinner("Bootstrapping the BD intervals..."):
                     bdc = bd_codec_table(str(path), path.stat().st_mtime, task, "jpeg", "correct")
                 if not bdc.empty:
-                    st.dataframe(pd.DataFrame({
-                        "codec": bdc["codec"], "BD-accuracy (points)": bdc["bd_score"].round(1),
-                        "95 % CI": [ci_text(a, b) for a, b in zip(bdc["bd_score_lo"], bdc["bd_score_hi"], strict=True)],
-                        "bits for JPEG's accuracy (%)": [ci_text(v, None) for v in bdc["bd_rate"]],
-                        "bits, 95 % CI": [ci_text(a, b) for a, b in zip(bdc["bd_rate_lo"], bdc["bd_rate_hi"],
-                                                                        strict=True)]}), hide_index=True)
+                    st.dataframe(bd_score_table(bdc, "JPEG", "points of accuracy"), hide_index=True)
                     st.caption("Mean accuracy gain over JPEG across the rates both cover, and the bits each codec "
                                "needs for JPEG's accuracy (negative: fewer); 95 % bootstrap intervals over images.")
 
@@ -103,31 +99,14 @@ with research_tab:
             with st.spinner("Bootstrapping the BD intervals..."):
                 bd, won = bd_classifier_tables(str(path), mtime, tasks[0])
             if not won.empty:
-                w = pd.DataFrame({
-                    "codec": won["codec"], "quality": won["quality"], "bits per pixel": won["bpp"].round(3),
-                    "classifier": won["task"].map(classifier_name),
-                    "accuracy won back (points)": won["won_back"].round(1),
-                    "won back, 95 % CI": [ci_text(a, b) for a, b in zip(won["won_back_lo"], won["won_back_hi"],
-                                                                        strict=True)],
-                    "McNemar p": won["won_back_p"].round(3),
-                    "standard loses (points)": won["standard_drop"].round(1),
-                    "this one loses (points)": won["other_drop"].round(1),
-                    "its loss, 95 % CI": [ci_text(a, b) for a, b in zip(won["other_drop_lo"], won["other_drop_hi"],
-                                                                        strict=True)]})
+                w = won_back_table(won, {t: classifier_name(t) for t in tasks})
                 st.dataframe(w, hide_index=True)
                 st.caption("At the highest bit rate where the standard classifier loses more than 5 points, per "
                            "codec: the accuracy the compression-trained one wins back on the same compressed images, "
                            "and what each classifier loses against its own accuracy on the original images (exact "
                            "paired intervals; a won-back interval above 0 is significant at p < 0.05).")
             if not bd.empty:
-                b = pd.DataFrame({
-                    "codec": bd["codec"], "classifier": bd["task"].map(classifier_name),
-                    "BD-accuracy (points)": bd["bd_score"].round(1),
-                    "95 % CI": [ci_text(a, b) for a, b in zip(bd["bd_score_lo"], bd["bd_score_hi"], strict=True)],
-                    "bits at equal accuracy (%)": [ci_text(v, None) for v in bd["bd_rate"]],
-                    "bits, 95 % CI": [ci_text(a, b) for a, b in zip(bd["bd_rate_lo"], bd["bd_rate_hi"], strict=True)],
-                    "over bits per pixel": [f"{a:.2f} to {b:.2f}" for a, b in zip(bd["from_bpp"], bd["to_bpp"],
-                                                                                 strict=True)]})
+                b = bd_classifier_table(bd, {t: classifier_name(t) for t in tasks})
                 st.dataframe(b, hide_index=True)
                 st.caption("BD-accuracy: the mean accuracy gain over the standard classifier across the bit rates "
                            "both curves cover (as BD-PSNR does for quality); bits at equal accuracy: how many "

@@ -1,5 +1,6 @@
 """Summary tables the pages lay out, computed once per results-file version: class
-summaries, BD tables with their bootstrap intervals, and interval text."""
+summaries and BD tables with their bootstrap intervals (laid out by
+:mod:`nicviz.analysis.tables`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import streamlit as st
 
 from nicviz.dashboard.widgets import load_results
 
-__all__ = ["summary_table", "bd_classifier_tables", "bd_codec_table", "ci_text"]
+__all__ = ["summary_table", "bd_classifier_tables", "bd_codec_table"]
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -47,10 +48,3 @@ def bd_codec_table(path: str, mtime: float, task: str, anchor: str, score: str, 
     if "label" in df and score == "correct":
         df = df[df["label"].notna()]
     return bd_codecs(df, anchor, score, higher_is_better, n_boot=500)
-
-
-def ci_text(lo: float, hi: float | None) -> str:
-    """An interval as the pages print it (:func:`nicviz.analysis.wording.interval_text`)."""
-    from nicviz.analysis.wording import interval_text
-
-    return interval_text(lo, hi)
