@@ -27,6 +27,13 @@ PLAIN_COLUMNS = {"bpp": "bits per pixel", "accuracy_ref": "accuracy, originals (
                  "drop_hi": "drop, 95 % CI to", "mcnemar_p": "McNemar p", "flip_rate": "diagnoses changed (%)",
                  "macro_f1": "macro-F1", "kappa": "Cohen's kappa", "confidence_change": "confidence change (points)"}
 
+def captioned(table: pd.DataFrame, caption: str) -> None:
+    """A table with its caption (nothing when it is empty)."""
+    if not table.empty:
+        st.dataframe(table, hide_index=True)
+        st.caption(caption)
+
+
 st.title("Skin lesions")
 st.caption("Does a lesion keep its diagnosis after compression? A 9-class dermoscopy classifier (EfficientNet-Lite0 "
            "fine-tuned by nicviz on ISIC) on the original and the compressed image. A research demonstration, "
@@ -98,20 +105,17 @@ with research_tab:
                        "each classifier on the original images.")
             with st.spinner("Bootstrapping the BD intervals..."):
                 bd, won = bd_classifier_tables(str(path), mtime, tasks[0])
-            if not won.empty:
-                w = won_back_table(won, {t: classifier_name(t) for t in tasks})
-                st.dataframe(w, hide_index=True)
-                st.caption("At the highest bit rate where the standard classifier loses more than 5 points, per "
-                           "codec: the accuracy the compression-trained one wins back on the same compressed images, "
-                           "and what each classifier loses against its own accuracy on the original images (exact "
-                           "paired intervals; a won-back interval above 0 is significant at p < 0.05).")
-            if not bd.empty:
-                b = bd_classifier_table(bd, {t: classifier_name(t) for t in tasks})
-                st.dataframe(b, hide_index=True)
-                st.caption("BD-accuracy: the mean accuracy gain over the standard classifier across the bit rates "
-                           "both curves cover (as BD-PSNR does for quality); bits at equal accuracy: how many "
-                           "fewer (negative) or more bits the same accuracy needs (n/a: the accuracies do not "
-                           "overlap). 95 % bootstrap intervals over images.")
+            names = {t: classifier_name(t) for t in tasks}
+            captioned(won_back_table(won, names) if not won.empty else won,
+                      "At the highest bit rate where the standard classifier loses more than 5 points, per "
+                      "codec: the accuracy the compression-trained one wins back on the same compressed images, "
+                      "and what each classifier loses against its own accuracy on the original images (exact "
+                      "paired intervals; a won-back interval above 0 is significant at p < 0.05).")
+            captioned(bd_classifier_table(bd, names) if not bd.empty else bd,
+                      "BD-accuracy: the mean accuracy gain over the standard classifier across the bit rates "
+                      "both curves cover (as BD-PSNR does for quality); bits at equal accuracy: how many "
+                      "fewer (negative) or more bits the same accuracy needs (n/a: the accuracies do not "
+                      "overlap). 95 % bootstrap intervals over images.")
 
         st.subheader("What does a bit rate do to diagnoses?")
         s1, s2 = st.columns(2)

@@ -27,14 +27,20 @@ def cmd_codecs(args: argparse.Namespace) -> int:
                      f"qualities {','.join(map(str, avail_q))}" if avail_q else "") if ok else why,
             "description": c.description,
         })
-    if args.json:
+    return _listing(rows, args.json, [("codec", 0), ("family", 9), ("rate", 9), ("quality", 7), ("available", 9)],
+                    lambda r: r["note"] or r["description"], "note")
+
+
+def _listing(rows: list[dict], as_json: bool, columns: list[tuple[str, int]], last, last_name: str) -> int:
+    """``rows`` as JSON, or as a table: ``columns`` (name, width; 0 = the widest value) and a
+    free last column ``last(row)``."""
+    if as_json:
         print(json.dumps(rows, indent=2))
         return 0
-    w = max(len(r["codec"]) for r in rows)
-    print(f"{'codec':<{w}}  {'family':<9} {'rate':<9} {'quality':<7} available  note")
+    widths = [w or max(len(str(r[c])) for r in [*rows, {c: c}]) for c, w in columns]
+    print("  ".join(f"{c:<{w}}" for (c, _), w in zip(columns, widths, strict=True)) + f"  {last_name}")
     for r in rows:
-        print(f"{r['codec']:<{w}}  {r['family']:<9} {r['rate']:<9} {r['quality']:<7} {r['available']:<9}  "
-              f"{r['note'] or r['description']}")
+        print("  ".join(f"{r[c]!s:<{w}}" for (c, _), w in zip(columns, widths, strict=True)) + f"  {last(r)}")
     return 0
 
 
@@ -46,14 +52,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
              "better": "higher" if m.higher_is_better else "lower",
              "nan_at_or_below_px": m.nan_at_or_below, "doc": (m.func.__doc__ or "").strip().splitlines()[0]}
             for m in map(get_metric, METRICS)]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    w = max(len(r["metric"]) for r in rows)
-    print(f"{'metric':<{w}}  {'better':<7} {'label':<14} description")
-    for r in rows:
-        print(f"{r['metric']:<{w}}  {r['better']:<7} {r['label']:<14} {r['doc']}")
-    return 0
+    return _listing(rows, args.json, [("metric", 0), ("better", 7), ("label", 14)], lambda r: r["doc"],
+                    "description")
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
