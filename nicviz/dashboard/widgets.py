@@ -238,7 +238,8 @@ def size_guard(rgb: np.ndarray, codecs: list[str], key: str) -> np.ndarray | Non
     scale = (limit / (h * w)) ** 0.5
     nh, nw = max(1, int(h * scale)), max(1, int(w * scale))
     family = "a neural codec" if limit == MAX_NEURAL_PIXELS and limit != MAX_PIXELS else "this server"
-    if st.checkbox(f"Downscale to {nw} x {nh} (this image has {w * h / 1e6:.1f} megapixels; the limit for "
+    every = " for every codec on this page" if len([c for c in codecs if c]) > 1 else ""
+    if st.checkbox(f"Downscale to {nw} x {nh}{every} (this image has {w * h / 1e6:.1f} megapixels; the limit for "
                    f"{family} is {limit / 1e6:.1f})", value=True, key=key):
         from PIL import Image
 
