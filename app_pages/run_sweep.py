@@ -159,7 +159,7 @@ if run:
                        f"{summary.skipped} already there, {summary.wall_s:.1f} s). Open the Rate-distortion or "
                        "Licence plates page to see them.")
         else:
-            st.error("No row could be computed: every image failed (see below). Nothing was added to the results.")
+            st.warning("No row could be computed: every image failed (see below). Nothing was added to the results.")
         for e in summary.errors:
             st.warning(f"skipped: {e['error']}")
     except (NicvizError, FileNotFoundError) as exc:

@@ -182,3 +182,5 @@ def test_an_empty_reading_is_never_the_letters_nan():
 
     assert normalize(math.nan) == "" and normalize(None) == ""
     assert "NAN" not in diff_html("7164HF", math.nan) and cer(math.nan, "7164HF") == 1.0
+    assert "(nothing read)" in diff_html("7164HF", math.nan) and "(nothing read)" in diff_html("7164HF", "")
+    assert "(nothing read)" not in diff_html("7164HF", "7164HF")

@@ -116,10 +116,13 @@ def read_labels(folder: Path) -> dict[str, str]:
 
 def diff_html(label: str, read: str) -> str:
     """``read`` as HTML with the characters that differ from ``label`` highlighted
-    (substituted and inserted in red, a red gap where a label character is missing)."""
+    (substituted and inserted in red, a red gap where a label character is missing);
+    "(nothing read)" when OCR read nothing."""
     import html
 
     label, read = normalize(label), normalize(read)
+    if not read:  # OCR found no text: say so, never draw letters or an empty box
+        return '<span style="font-style:italic;color:#b00">(nothing read)</span>'
     wrong: set[int] = set()
     gaps: set[int] = set()
     for op in Levenshtein.editops(label, read):
@@ -135,4 +138,4 @@ def diff_html(label: str, read: str) -> str:
             c = html.escape(ch)
             out.append(f'<span style="background:#d33;color:#fff">{c}</span>' if i in wrong else c)
     text = "".join(out)
-    return f'<span style="font-family:monospace;font-size:1.3em">{text or "&empty;"}</span>'
+    return f'<span style="font-family:monospace;font-size:1.3em">{text}</span>'
