@@ -12,6 +12,17 @@ from nicviz.plots import rd_figure
 from nicviz.reference import load_references
 from nicviz.results import list_result_files, results_dir
 
+
+def _iterations(settings) -> int:
+    """The fitting iterations recorded in a row's ``codec_settings`` (0 when none)."""
+    import json
+
+    try:
+        return int(json.loads(settings).get("iterations", 0)) if isinstance(settings, str) else 0
+    except (ValueError, AttributeError, TypeError):
+        return 0
+
+
 st.title("Rate-distortion")
 
 files = list_result_files("rd")
@@ -36,7 +47,7 @@ if not labels:
 mine = [f"user/{n}.csv" for n in sorted(st.session_state.get("rs_written", set()))]
 mine = [k for k in mine if k in labels]
 newest_user = max(mine, key=lambda k: labels[k].stat().st_mtime, default=None)
-default = [k for k in labels if k.startswith("kodak/")] + mine
+default = [k for k in labels if k.startswith(("kodak/", "overfitted/"))] + mine
 default = default or list(labels)[:1]
 chosen = st.multiselect("Results files", list(labels), default=default, key="rd_files")
 if not chosen:
@@ -54,6 +65,9 @@ for key in chosen:
     if missing:  # a file of another kind, or one whose sweep failed: left out, never a traceback
         st.warning(f"{key} is left out: it has no {', '.join(missing)} column(s).")
         continue
+    if "codec_settings" in frame.columns:  # a codec that fits each image: its effort is part of its name
+        its = frame["codec_settings"].map(_iterations)
+        frame = frame.assign(codec=[f"{c} ({n:,} it.)" if n else c for c, n in zip(frame["codec"], its, strict=True)])
     if key.startswith("user/"):  # a user's sweep is a curve of its own, never averaged into the shipped ones
         frame = frame.assign(codec=frame["codec"].astype(str) + f" ({key.removeprefix('user/').removesuffix('.csv')})")
     frames.append(frame)
@@ -70,6 +84,13 @@ if len(datasets) > 1:
     first = str(newest["dataset"].iloc[0]) if newest is not None and len(newest) else datasets[0]
     ds = st.selectbox("Dataset", datasets, index=datasets.index(first) if first in datasets else 0, key="rd_dataset")
     df = df[df["dataset"] == ds]
+
+counts = df.groupby("codec")["image"].nunique()
+fewer = counts[counts < counts.max()]
+if len(fewer):
+    st.caption("Curves over fewer images than the others (a sweep still growing, or a subset): "
+               + "; ".join(f"{c}: {n} of {counts.max()} images" for c, n in fewer.items())
+               + ". Filter the images below to compare codecs on the same ones.")
 
 c1, c2, c3 = st.columns(3)
 metric = c1.selectbox("Quality metric", curve_metrics(),
