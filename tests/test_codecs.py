@@ -128,9 +128,13 @@ def test_official_weights_found_in_weights_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     model = RandomWeights(arch, seed=3).build(2)
     name = official_filename(arch, 2)
-    # official files store EntropyBottleneck params under their old ParameterList names
-    state = {k.replace("entropy_bottleneck._matrix", "entropy_bottleneck._matrices."): v
-             for k, v in model.state_dict().items()}
+    # official checkpoints were saved from DataParallel: every key starts with "module.", a
+    # legacy name compressai.zoo.load_pretrained (which OfficialWeights runs) renames
+    state = {"module." + k: v for k, v in model.state_dict().items()}
+    from compressai.zoo.pretrained import load_pretrained
+
+    assert not set(state) & set(model.state_dict())
+    assert set(load_pretrained(state)) == set(model.state_dict())  # every legacy name is one CompressAI renames
     torch.save(state, tmp_path / name)
     assert find_official(arch, 2) == tmp_path / name
     codec = NeuralCodec(arch, arch, OfficialWeights(arch), (1, 2))
