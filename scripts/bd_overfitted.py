@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             r = bd_rate(df, anchor, args.codec, metric="psnr")
+            if r.bd_rate != r.bd_rate:  # NaN: the curves share no PSNR range
+                print(f"  against {anchor:22s}    n/a   (no common PSNR range)")
+                continue
             print(f"  against {anchor:22s} {r.bd_rate:+7.1f} %   overlap {100 * r.overlap:3.0f} % of the narrower "
                   f"PSNR range")
         except Exception as exc:  # noqa: BLE001 - a report line per anchor
