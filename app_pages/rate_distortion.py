@@ -85,6 +85,10 @@ if len(datasets) > 1:
     ds = st.selectbox("Dataset", datasets, index=datasets.index(first) if first in datasets else 0, key="rd_dataset")
     df = df[df["dataset"] == ds]
 
+# a curve averages the same images at every quality: images a growing sweep has not finished are left out
+per = df.groupby(["codec", "image"])["quality"].nunique()
+full = per[per == per.groupby(level="codec").transform("max")].index
+df = df[pd.MultiIndex.from_frame(df[["codec", "image"]]).isin(full)]
 counts = df.groupby("codec")["image"].nunique()
 fewer = counts[counts < counts.max()]
 if len(fewer):
