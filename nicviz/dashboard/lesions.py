@@ -132,7 +132,8 @@ def lesion_check(frames: dict | None = None) -> dict:
         return chosen
     (classes, p0), (_, p1) = before, after
     v = verdict(classes, p0, p1, truth=truth)
-    box = {"error": st.error, "warning": st.warning, "success": st.success}[v.level]
+    verdict_box = st.container(key="sk_verdict")  # the answer, told apart from error messages by its key
+    box = {"error": verdict_box.error, "warning": verdict_box.warning, "success": verdict_box.success}[v.level]
     box(f"**{v.headline}**  \n" + "  \n".join(v.details))
     a, b = st.columns(2)
     top0, top1 = int(np.argmax(p0)), int(np.argmax(p1))
