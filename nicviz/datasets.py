@@ -193,18 +193,19 @@ def dataset_from_uploads(files: list[tuple[str, bytes]], folder: str | os.PathLi
                     members = [(info, safe(info.filename)) for info in zf.infolist() if not info.is_dir()]
                     if ignored is not None:
                         ignored.extend(f"{name}: {info.filename[:80]}" for info, rel in members if rel is None)
-                    members = [(info, rel) for info, rel in members if rel is not None]  # images only: never inflated
-                    unpacked = sum(info.file_size for info, _ in members)
+                    # images only: never inflated
+                    kept: list[tuple[zipfile.ZipInfo, Path]] = [(i, r) for i, r in members if r is not None]
+                    unpacked = sum(info.file_size for info, _ in kept)
                     if unpacked > max_bytes - total:
                         raise DatasetError(f"{name}: the archive unpacks to more than {max_bytes >> 20} MB")
-                    for info, rel in members:
+                    for info, rel in kept:
                         add(rel, zf.read(info), f"{name}: {info.filename[:80]}")
             except (zipfile.BadZipFile, NotImplementedError, EOFError, OSError):
                 raise DatasetError(f"{name}: not a readable zip archive") from None
         else:
-            rel = safe(name)
-            if rel is not None:
-                add(rel, data, name[:80])
+            single = safe(name)
+            if single is not None:
+                add(single, data, name[:80])
             elif ignored is not None:
                 ignored.append(name[:80])
     if count == 0:

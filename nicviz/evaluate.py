@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,8 +26,8 @@ class Evaluation:
 
 
 def evaluate(rgb: np.ndarray, codec: Codec | str, quality: float,
-             metrics: tuple[str, ...] | list[str] = METRICS, parallel_metrics: bool = False,
-             progress=None) -> Evaluation:
+             metrics: Sequence[str] = METRICS, parallel_metrics: bool = False,
+             progress: Callable[[int, int, float, float], bool | None] | None = None) -> Evaluation:
     """Compress ``rgb`` with ``codec`` at ``quality`` and measure the reconstruction.
 
     The row holds ``codec, quality, width, height, bytes, bpp, encode_s, decode_s,
@@ -50,7 +51,7 @@ def evaluate(rgb: np.ndarray, codec: Codec | str, quality: float,
         data, nbytes = None, bits / 8.0
     else:
         t0 = time.perf_counter()
-        data = codec.encode(rgb, q, progress=progress) if progress is not None else codec.encode(rgb, q)
+        data = codec.encode_reporting(rgb, q, progress)
         t1 = time.perf_counter()
         recon = codec.decode(data)
         dec = time.perf_counter() - t1

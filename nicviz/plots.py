@@ -68,7 +68,7 @@ def zoom_marker(rgb: np.ndarray, cx: float, cy: float, zoom: float, out_w: int =
 
     x0, y0, cw, ch = zoom_region(rgb.shape, cx, cy, zoom)
     scale = out_w / rgb.shape[1]
-    im = Image.fromarray(rgb).resize((out_w, max(1, int(round(rgb.shape[0] * scale)))), Image.BILINEAR)
+    im = Image.fromarray(rgb).resize((out_w, max(1, int(round(rgb.shape[0] * scale)))), Image.Resampling.BILINEAR)
     box = [x0 * scale, y0 * scale, (x0 + cw) * scale - 1, (y0 + ch) * scale - 1]
     draw = ImageDraw.Draw(im)
     draw.rectangle(box, outline=(255, 255, 255), width=3)
@@ -83,7 +83,7 @@ def zoom_crop(rgb: np.ndarray, cx: float, cy: float, zoom: float, out_w: int = 4
     x0, y0, cw, ch = zoom_region(rgb.shape, cx, cy, zoom)
     crop = rgb[y0:y0 + ch, x0:x0 + cw]
     scale = out_w / cw
-    return np.asarray(Image.fromarray(crop).resize((out_w, max(1, int(round(ch * scale)))), Image.NEAREST))
+    return np.asarray(Image.fromarray(crop).resize((out_w, max(1, int(round(ch * scale)))), Image.Resampling.NEAREST))
 
 
 def _data_url(rgb: np.ndarray) -> str:

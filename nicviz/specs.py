@@ -111,7 +111,7 @@ def parse_metrics(text: str | None) -> tuple[str, ...]:
     from nicviz.metrics import METRICS
 
     if text is None or text.strip() in ("", "all"):
-        return METRICS
+        return tuple(METRICS)
     names = tuple(split_list(text))
     bad = [n for n in names if n not in METRICS]
     if bad:

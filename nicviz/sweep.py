@@ -238,11 +238,21 @@ def plan_tasks(dataset: Dataset, codecs: list[str], qualities: dict[str, list[in
                metrics: Sequence[str], done: Iterable[tuple], task: str | Sequence[str] = "rd",
                labels: dict[str, str] | None = None) -> list[Task]:
     """One task per image that has at least one (codec, quality) not in ``done``; with
-    several task names, a pair missing for any of them is computed once for all."""
+    several task names, a pair missing for any of them is computed once for all.
+
+    With a codec that fits each image (minutes a pair) the images come in a random order
+    (seed 0, the same every run), each image's pairs together: a sweep stopped part way is a
+    random sample of whole images, not the first classes of a labelled folder."""
     done = set(done)
     names = task_names(task)
+    slow = {c for c in codecs if get_codec(c).fits_per_image}
+    files = list(dataset.files)
+    if slow:
+        import numpy as np
+
+        files = [files[i] for i in np.random.default_rng(0).permutation(len(files))]
     tasks = []
-    for path in dataset.files:
+    for path in files:
         image = dataset.image_id(path)
         missing = tuple((c, q) for c in codecs for q in qualities[c]
                         if any((dataset.name, image, c, q, t) not in done for t in names))
@@ -251,7 +261,6 @@ def plan_tasks(dataset: Dataset, codecs: list[str], qualities: dict[str, list[in
         label = labels.get(image) if labels else None
         # a codec that fits each image takes minutes a pair: each pair is a unit of its own, so an
         # interrupted sweep loses at most one fit and the pairs spread over the workers
-        slow = {c for c in codecs if get_codec(c).fits_per_image}
         groups = [tuple(p for p in missing if p[0] not in slow)] + [(p,) for p in missing if p[0] in slow]
         for pairs in groups:
             if pairs:

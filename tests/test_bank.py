@@ -10,8 +10,8 @@ import pytest
 from nicviz.codecs import get_codec
 from nicviz.datasets import builtin_sample
 from nicviz.errors import NicvizError
+from nicviz.training.augment import _compress_swap
 from nicviz.training.bank import Bank, build_bank
-from nicviz.training.classifier import _compress_swap
 
 
 @pytest.fixture(scope="module")

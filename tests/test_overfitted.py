@@ -202,3 +202,28 @@ def test_a_sweep_makes_each_fit_its_own_unit_of_work(tmp_path):
                             ("a.png", (("overfitted", 4),)), ("a.png", (("overfitted", 6),)),
                             ("b.png", (("jpeg", 10), ("jpeg", 50))), ("b.png", (("overfitted", 2),)),
                             ("b.png", (("overfitted", 6),))])
+
+
+def test_a_per_image_codec_sweeps_images_in_a_random_order_that_every_run_repeats(tmp_path):
+    """A Kodak or ISIC sweep of the overfitted codec takes hours: stopped part way, what it
+    finished is a random sample of whole images, not the first class folders."""
+    from PIL import Image
+
+    from nicviz.datasets import resolve_dataset
+    from nicviz.sweep import plan_tasks
+
+    folder = tmp_path / "lesions"
+    for cls in ("a", "b", "c", "d"):
+        (folder / cls).mkdir(parents=True)
+        for k in range(5):
+            Image.fromarray(_photo(8, 8)).save(folder / cls / f"{k}.png")
+    ds = resolve_dataset(str(folder))
+    qualities = {"overfitted": [2, 4], "jpeg": [10]}
+    tasks = plan_tasks(ds, ["overfitted"], qualities, ("psnr",), done=set())
+    images = [t.image for t in tasks]
+    assert images == [t.image for t in plan_tasks(ds, ["overfitted"], qualities, ("psnr",), done=set())]
+    assert all(images[i] == images[i + 1] for i in range(0, len(images), 2))  # an image's rates together
+    first = images[::2][:8]  # the first 8 images of 20: all four classes (a file-order sweep has two)
+    assert {name.split("/")[0] for name in first} == {"a", "b", "c", "d"}, first
+    # a classical sweep keeps file order
+    assert [t.image for t in plan_tasks(ds, ["jpeg"], qualities, ("psnr",), done=set())] == sorted(images[::2])

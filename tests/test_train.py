@@ -323,7 +323,7 @@ def test_weight_interpolation_and_the_choice_of_alpha():
 def test_js_consistency_matches_scipy_and_twins_are_augmented_alike():
     from scipy.spatial.distance import jensenshannon
 
-    from nicviz.training.classifier import _augment, js_consistency
+    from nicviz.training.augment import _augment, js_consistency
 
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(5, 9, generator=g) * 3, torch.randn(5, 9, generator=g) * 3
@@ -340,7 +340,7 @@ def test_js_consistency_matches_scipy_and_twins_are_augmented_alike():
 def test_distill_kl_matches_scipy():
     from scipy.stats import entropy
 
-    from nicviz.training.classifier import distill_kl
+    from nicviz.training.augment import distill_kl
 
     g = torch.Generator().manual_seed(3)
     s, t = torch.randn(4, 9, generator=g) * 2, torch.randn(4, 9, generator=g) * 2

@@ -1,4 +1,4 @@
-"""mypy over the modules listed in pyproject.toml ([tool.mypy] files): no errors."""
+"""mypy over the whole library (pyproject.toml [tool.mypy] files): no errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 
-def test_the_listed_modules_type_check(monkeypatch):
+def test_the_library_type_checks(monkeypatch):
     api = pytest.importorskip("mypy.api", reason="mypy is not installed (requirements.txt pins it)")
     root = Path(__file__).resolve().parent.parent
     monkeypatch.chdir(root)  # the listed paths are relative to the checkout

@@ -76,7 +76,10 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_download_weights(args: argparse.Namespace) -> int:
     from nicviz.codecs.weights import download_official, find_official
 
-    for q in parse_numbers(args.quality):
+    for value in parse_numbers(args.quality):
+        if not float(value).is_integer():
+            raise UsageError(f"official {args.arch} weights come in integer qualities, not {value}")
+        q = int(value)
         found = find_official(args.arch, q, args.metric)
         if found:
             print(f"{found} (already present)")

@@ -28,9 +28,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not codecs:
         raise UsageError("--codec lists no codecs")
     qualities = parse_qualities(codecs, args.quality)
-    classifiers = split_list(getattr(args, "classifier", None) or "") or [None]
-    task = [parse_task(args.task, c, getattr(args, "ocr_engine", None)) for c in classifiers]
-    task = task[0] if len(task) == 1 else task
+    classifiers: list[str | None] = [*split_list(getattr(args, "classifier", None) or "")] or [None]
+    tasks = [parse_task(args.task, c, getattr(args, "ocr_engine", None)) for c in classifiers]
+    task = tasks[0] if len(tasks) == 1 else tasks
     if getattr(args, "device", None):
         os.environ["NICVIZ_DEVICE"] = args.device  # read by the codecs that train per image; workers inherit it
     executor = make_executor(args.executor, args.jobs, args.scheduler, args.ship_images)

@@ -109,13 +109,19 @@ class Codec(ABC):
         for codecs that promise the decoder reproduces it bit for bit (else ``None``)."""
         return None
 
-    def estimate(self, rgb: np.ndarray, quality: int) -> tuple[np.ndarray, float]:
+    def estimate(self, rgb: np.ndarray, quality: float) -> tuple[np.ndarray, float]:
         """Reconstruction and estimated bits without a bitstream (``rate_mode`` estimated)."""
         raise CodecError(f"{self.name} writes real bitstreams and estimates no rate")
 
     @abstractmethod
-    def encode(self, rgb: np.ndarray, quality: int) -> bytes:
+    def encode(self, rgb: np.ndarray, quality: float) -> bytes:
         """Compress ``rgb`` at ``quality``."""
+
+    def encode_reporting(self, rgb: np.ndarray, quality: float,
+                         progress: Callable[[int, int, float, float], bool | None] | None) -> bytes:
+        """:meth:`encode`, calling ``progress(iteration, total, bpp, psnr)`` while it works
+        (a codec that fits each image overrides it; a truthy return cancels). Others ignore it."""
+        return self.encode(rgb, quality)
 
     @abstractmethod
     def decode(self, data: bytes) -> np.ndarray:

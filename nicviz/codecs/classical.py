@@ -41,16 +41,13 @@ class PillowCodec(Codec):
                  options: dict[str, Any] | None = None) -> None:
         self.name = name
         self.fmt = fmt
+        self.suffix = _SUFFIXES.get(fmt, ".bin")
         self.scale = scale
         self.description = description
         self.plugin = plugin
         self.feature = feature
         self.options = options or {}
         self._why: str | None = None
-
-    @property
-    def suffix(self) -> str:
-        return _SUFFIXES.get(self.fmt, ".bin")
 
     def availability(self) -> tuple[bool, str]:
         if self._why is None:
@@ -66,10 +63,10 @@ class PillowCodec(Codec):
                 self._why = f"this Pillow build has no {self.feature} support"
         return (not self._why, self._why)
 
-    def save_kwargs(self, quality: int) -> dict[str, Any]:
+    def save_kwargs(self, quality: float) -> dict[str, Any]:
         return {"quality": quality, **self.options}
 
-    def encode(self, rgb: np.ndarray, quality: int) -> bytes:
+    def encode(self, rgb: np.ndarray, quality: float) -> bytes:
         self.require_available()
         q = self.check_quality(quality)
         _check_rgb(rgb)
@@ -88,7 +85,7 @@ class PillowCodec(Codec):
 
 
 class Jpeg2000Codec(PillowCodec):
-    def save_kwargs(self, quality: int) -> dict[str, Any]:
+    def save_kwargs(self, quality: float) -> dict[str, Any]:
         # mct=1: code YCbCr, not R, G, B separately (Pillow's default is no colour transform,
         # which costs JPEG 2000 about 40 % more bits on Kodak)
         return {"quality_mode": "dB", "quality_layers": [float(quality)], "irreversible": True, "mct": 1}

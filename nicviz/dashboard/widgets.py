@@ -178,7 +178,7 @@ def cached_evaluate(rgb: np.ndarray, codec: str, quality: float):
     the elapsed time while it runs (neural codecs take a second or more on a CPU), a
     progress bar for codecs that fit each image (minutes)."""
     c = get_codec(codec)
-    if c.settings() and "iterations" in c.settings():
+    if c.fits_per_image:
         return _fitted_evaluate(rgb, codec, quality)
     what = "encoding and decoding a real bitstream" if c.family == "neural" else "compressing"
     try:
@@ -384,10 +384,10 @@ def quality_picker(codec: str, label: str, key: str, container=st, default_index
                              step=0.25, key=key)
         return int(q) if float(q).is_integer() else float(q)
     if c.family == "neural":
-        options = c.available_qualities() or list(c.scale.default)
+        options: list[int] = c.available_qualities() or list(c.scale.default)
         idx = len(options) // 2 if default_index is None else min(default_index, len(options) - 1)
         return int(container.select_slider(f"{label} ({c.scale.meaning})", options=options, value=options[idx],
                                            key=key))
-    d = c.scale.default
-    value = d[len(d) // 2] if default_index is None else d[min(default_index, len(d) - 1)]
+    steps = c.scale.default
+    value = steps[len(steps) // 2] if default_index is None else steps[min(default_index, len(steps) - 1)]
     return int(container.slider(f"{label} ({c.scale.meaning})", c.scale.low, c.scale.high, value, key=key))

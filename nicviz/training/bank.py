@@ -23,7 +23,8 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,9 @@ def _weights_stamp(codec: str) -> dict | None:
     c = get_codec(codec)
     if not isinstance(c, NeuralCodec):
         return None
-    path = c.source.path
+    path = getattr(c.source, "path", None)
+    if path is None:
+        return None
     files = [path] if isinstance(path, Path) else [path(q) for q in c.available_qualities()]
     return {f.name: f.stat().st_size for f in files if f.is_file()}
 
@@ -116,16 +119,18 @@ def _neural(images: list[np.ndarray], codec: str, quality: float) -> tuple[np.nd
     import torch
 
     from nicviz.codecs import get_codec
+    from nicviz.codecs.neural import NeuralCodec
 
     c = get_codec(codec)
+    if not isinstance(c, NeuralCodec):
+        raise NicvizError(f"{codec} is not a neural codec")
     out = np.empty((len(images), *images[0].shape), np.uint8)
-    bits = 0.0
     with c.using(quality) as model, torch.no_grad():
         for i, rgb in enumerate(images):
             x, unpad = c._to_padded(rgb)
             out[i] = c._to_rgb(_reconstruct(model, x), unpad)
     sample = images[:_RATE_SAMPLE]  # the rate from real bitstreams of the first images
-    bits = sum(8 * len(c.encode(rgb, quality)) for rgb in sample)
+    bits = sum(8.0 * len(c.encode(rgb, quality)) for rgb in sample)
     return out, bits / (len(sample) * images[0].shape[0] * images[0].shape[1])
 
 
@@ -136,6 +141,7 @@ class Bank:
     folder: Path
     images: list[str]
     entries: dict[str, dict]
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, folder: str | os.PathLike, images: list[str], codecs: list[str] | None = None) -> Bank:
@@ -173,6 +179,11 @@ class Bank:
         return np.asarray(self._arrays[key][i]), key
 
 
+def _save_npy(arr: np.ndarray, path: Path) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, arr)
+
+
 def build_bank(images: list[np.ndarray], ids: list[str], folder: str | os.PathLike, dataset: str,
                qualities: dict[str, tuple[float, ...]] | None = None, log=print) -> Path:
     """Compress every image at every (codec, quality); resumable per array."""
@@ -202,7 +213,7 @@ def build_bank(images: list[np.ndarray], ids: list[str], folder: str | os.PathLi
             t0 = time.perf_counter()
             fn = _neural if isinstance(c, NeuralCodec) else _classical
             arr, bpp = fn(images, codec, q)
-            atomic_write(folder / f"{key}.npy", lambda tmp, a=arr: np.save(open(tmp, "wb"), a))
+            atomic_write(folder / f"{key}.npy", partial(_save_npy, arr))
             meta["entries"][key] = {"codec": codec, "quality": q, "bpp": bpp, "weights": stamp,
                                     "rate_mode": "bitstream" if fn is _classical else f"bitstream, first {_RATE_SAMPLE} images",
                                     "seconds": round(time.perf_counter() - t0, 1)}

@@ -38,6 +38,8 @@ import math
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -46,91 +48,19 @@ from nicviz.errors import NicvizError
 from nicviz.images import load_image
 from nicviz.paths import atomic_write
 from nicviz.tasks.classify.models import MODELS_DIR, PREPROCESS, build_effnet_lite0, imagenet_lite0_state
+from nicviz.training.augment import _augment, _compress_swap, distill_kl, js_consistency
 from nicviz.training.isic import ISIC_CLASSES, LabelledImage, clean_train, holdout_split, labelled_folder
 
-__all__ = ["main", "evaluate_classifier", "classification_scores", "js_consistency", "distill_kl"]
+__all__ = ["main", "run", "evaluate_classifier", "classification_scores"]
 
 
 def _load(items: list[LabelledImage], size: int) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
 
-    xs = np.stack([np.asarray(Image.fromarray(load_image(i.path)).resize((size, size), Image.BILINEAR))
+    xs = np.stack([np.asarray(Image.fromarray(load_image(i.path)).resize((size, size), Image.Resampling.BILINEAR))
                    for i in items])
     ys = np.array([ISIC_CLASSES.index(i.label) for i in items])
     return xs, ys
-
-
-def _compress_swap(batch: np.ndarray, idx: np.ndarray, bank, prob: float, rng: np.random.Generator,
-                   size: int, used: Counter | None = None) -> np.ndarray:
-    """Replace each image, with probability ``prob``, by a random bank reconstruction of it."""
-    from PIL import Image
-
-    if bank is None or prob <= 0:
-        return batch
-    batch = batch.copy()
-    for k, i in enumerate(idx):
-        if rng.random() < prob:
-            rgb, key = bank.sample(int(i), rng)
-            batch[k] = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
-            if used is not None:
-                used[key] += 1
-    return batch
-
-
-def _augment_one(img, size: int, fx: bool, fy: bool, rot: int, crop: tuple[int, int, int],
-                 gain: float, shift: float):
-    import torch
-    import torch.nn.functional as F
-
-    if fx:
-        img = img.flip(2)
-    if fy:
-        img = img.flip(1)
-    img = torch.rot90(img, rot, dims=(1, 2))
-    y0, x0, c = crop
-    img = F.interpolate(img[None, :, y0:y0 + c, x0:x0 + c], size=(size, size), mode="bilinear",
-                        align_corners=False)[0]
-    return ((img - img.mean()) * gain + img.mean() + shift).clamp(0, 255)
-
-
-def _augment(batch: np.ndarray, rng: np.random.Generator, size: int, twin: np.ndarray | None = None):
-    """Flips, 90-degree turns, a random resized crop and brightness/contrast jitter.
-
-    With ``twin`` (the same images, e.g. compressed) each twin gets its image's very
-    augmentation, and the result is the originals followed by the twins.
-    """
-    import torch
-
-    x = torch.from_numpy(batch.astype(np.float32)).permute(0, 3, 1, 2)
-    xt = None if twin is None else torch.from_numpy(twin.astype(np.float32)).permute(0, 3, 1, 2)
-    out, out_t = [], []
-    for k in range(len(x)):
-        fx, fy, rot = rng.random() < 0.5, rng.random() < 0.5, int(rng.integers(4))
-        c = max(8, int(round(size * float(rng.uniform(0.75, 1.0)))))
-        crop = (int(rng.integers(size - c + 1)), int(rng.integers(size - c + 1)), c)
-        params = (fx, fy, rot, crop, float(rng.uniform(0.9, 1.1)), float(rng.uniform(-12, 12)))
-        out.append(_augment_one(x[k], size, *params))
-        if xt is not None:
-            out_t.append(_augment_one(xt[k], size, *params))
-    return PREPROCESS["effnet-lite"](torch.stack(out + out_t))
-
-
-def js_consistency(logits_a, logits_b):
-    """Jensen-Shannon divergence between two batches of predictions (AugMix, ICLR 2020), mean over images."""
-    import torch
-    import torch.nn.functional as F
-
-    pa, pb = F.softmax(logits_a, 1), F.softmax(logits_b, 1)
-    log_m = torch.clamp((pa + pb) / 2, 1e-7, 1).log()
-    return (F.kl_div(log_m, pa, reduction="batchmean") + F.kl_div(log_m, pb, reduction="batchmean")) / 2
-
-
-def distill_kl(student_logits, teacher_logits):
-    """KL(teacher || student) between two batches of predictions, mean over images (Hinton et al., 2015; T = 1)."""
-    import torch.nn.functional as F
-
-    return F.kl_div(F.log_softmax(student_logits, 1), F.log_softmax(teacher_logits, 1), reduction="batchmean",
-                    log_target=True)
 
 
 def classification_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
@@ -155,7 +85,7 @@ def evaluate_classifier(model, xs: np.ndarray, ys: np.ndarray, batch: int = 64) 
     return classification_scores(ys, np.concatenate(preds))
 
 
-def _metadata(args: argparse.Namespace, dropped: int, sizes: tuple[int, int, int], counts: Counter,
+def _metadata(args: argparse.Namespace, dropped: dict[str, int], sizes: tuple[int, int, int], counts: Counter,
               scores: dict, history: list, bank, used: Counter) -> dict:
     """The shipped model's metadata: data, settings, scores, and how it was compression-trained."""
     meta = {
@@ -225,10 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train (or resume) one classifier as ``args`` says; returns 0."""
-    import torch
-
+def _check(args: argparse.Namespace) -> None:
+    """Refuse contradictory options; fill in the checkpoint and data defaults."""
     if not 0.0 <= args.compress_prob <= 1.0:
         raise NicvizError("--compress-prob must be between 0 and 1")
     if args.consistency < 0 or (args.consistency > 0 and args.compress_prob > 0):
@@ -237,8 +165,6 @@ def run(args: argparse.Namespace) -> int:
         raise NicvizError("--distill takes a weight >= 0 and needs --init-from (the model it distils from)")
     if args.ckpt is None:
         args.ckpt = str(args.out).removesuffix(".pt") + ".ckpt"
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
     if args.isic is None:
         from nicviz.paths import data_root
 
@@ -246,29 +172,41 @@ def run(args: argparse.Namespace) -> int:
         if root is None:
             raise NicvizError("no data folder; pass --isic")
         args.isic = str(root / "isic")
-    isic = Path(args.isic)
-    if not (isic / "train").is_dir():
-        raise NicvizError(f"{isic}: no ISIC 9-class folder here (expected train/<class>/ images)")
+    if not (Path(args.isic) / "train").is_dir():
+        raise NicvizError(f"{args.isic}: no ISIC 9-class folder here (expected train/<class>/ images)")
     if args.init_from and not Path(args.init_from).is_file():
         raise NicvizError(f"--init-from {args.init_from}: no such file")
+
+
+@dataclass
+class _Data:
+    """The cleaned training split, the held-out part and ``isic/test``, loaded."""
+
+    train: list[LabelledImage]
+    sizes: tuple[int, int, int]
+    dropped: dict[str, int]
+    xs: np.ndarray
+    ys: np.ndarray
+    held: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+
+
+def _data(args: argparse.Namespace) -> _Data:
+    isic = Path(args.isic)
     kept, dropped = clean_train(isic)
     train_items, held_items = holdout_split(kept, 0.15, args.seed)
     test_items = labelled_folder(isic / "test")
     print(f"cleaned train {len(kept)} (dropped {dropped}); training on {len(train_items)}, held out "
           f"{len(held_items)}, test {len(test_items)}", file=sys.stderr)
     xs, ys = _load(train_items, args.size)
-    xh, yh = _load(held_items, args.size)
-    xt, yt = _load(test_items, args.size)
-    counts = Counter(ys.tolist())
-    weights = torch.tensor([1.0 / math.sqrt(counts.get(i, 1)) for i in range(len(ISIC_CLASSES))])
-    weights = weights / weights.mean()
-    bank = None
-    if args.compress_prob > 0 or args.consistency > 0:
-        from nicviz.training.bank import Bank, default_bank_dir
+    return _Data(train_items, (len(train_items), len(held_items), len(test_items)), dropped, xs, ys,
+                 _load(held_items, args.size), _load(test_items, args.size))
 
-        codecs = [c.strip() for c in args.codecs.split(",") if c.strip()] if args.codecs else None
-        bank = Bank.open(args.bank or default_bank_dir(), [it.key for it in train_items], codecs)
-        print(f"compressed-image bank: {', '.join(sorted(bank.entries))}", file=sys.stderr)
+
+def _initial_model(args: argparse.Namespace):
+    """EfficientNet-Lite0 with a 9-class head: from ``--init-from`` or from ImageNet."""
+    import torch
+
     model = build_effnet_lite0(len(ISIC_CLASSES))
     if args.init_from:
         try:
@@ -280,89 +218,134 @@ def run(args: argparse.Namespace) -> int:
     else:
         state = {k: v for k, v in imagenet_lite0_state().items() if not k.startswith("_fc.")}
         missing = model.load_state_dict(state, strict=False)
-        assert set(missing.missing_keys) == {"_fc.weight", "_fc.bias"}, missing
-    teacher = None
-    if args.distill > 0:
-        import copy
+        if set(missing.missing_keys) != {"_fc.weight", "_fc.bias"}:
+            raise NicvizError(f"the ImageNet EfficientNet-Lite0 weights do not fit: {missing}")
+    return model
 
-        teacher = copy.deepcopy(model).eval().requires_grad_(False)
+
+def _settings(args: argparse.Namespace, bank) -> str:
+    """What a checkpoint must match to be resumed (JSON)."""
+    chosen = {k: getattr(args, k) for k in ("epochs", "batch", "lr", "size", "seed", "compress_prob", "consistency")}
+    chosen |= {"data": Path(args.isic).name, "init": Path(args.init_from).name if args.init_from else None,
+               "bank": sorted(bank.entries) if bank else None}
+    if args.distill:
+        chosen["distill"] = args.distill
+    return json.dumps(chosen, sort_keys=True)
+
+
+def _resume(ckpt: Path, settings: str, model, opt, sched, rng: np.random.Generator) -> tuple[int, list]:
+    """Epoch and history of the checkpoint (loaded into the objects), or ``(0, [])``."""
+    import torch
+
+    if not ckpt.is_file():
+        return 0, []
+    st = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if st.get("settings") != settings:  # a stale run of other settings is never resumed silently
+        raise NicvizError(f"{ckpt} belongs to a run with other settings ({st.get('settings')}); delete it or "
+                          "pass another --ckpt")
+    model.load_state_dict(st["model"])
+    opt.load_state_dict(st["opt"])
+    sched.load_state_dict(st["sched"])
+    rng.bit_generator.state = json.loads(st["rng"])
+    torch.set_rng_state(st["torch_rng"])
+    print(f"resumed after epoch {int(st['epoch'])}", file=sys.stderr)
+    return int(st["epoch"]), json.loads(st["history"])
+
+
+def _batch_loss(args: argparse.Namespace, model, teacher, loss_fn, data: _Data, idx: np.ndarray, bank,
+                rng: np.random.Generator, used: Counter):
+    """The loss of one batch: plain or compression-swapped cross-entropy, or cross-entropy
+    plus consistency, plus distillation when asked."""
+    import torch
+
+    y = torch.from_numpy(data.ys[idx])
+    views: tuple[torch.Tensor, ...]
+    if args.consistency > 0:
+        twins = _compress_swap(data.xs[idx], idx, bank, 1.0, rng, args.size, used)
+        x = _augment(data.xs[idx], rng, args.size, twins).contiguous()
+        logits = model(x)
+        clean, comp = logits[:len(idx)], logits[len(idx):]
+        loss = loss_fn(clean, y) + args.consistency * js_consistency(clean, comp)
+        views = (clean, comp)
+    else:
+        swapped = _compress_swap(data.xs[idx], idx, bank, args.compress_prob, rng, args.size, used)
+        if teacher is None:
+            x = _augment(swapped, rng, args.size).contiguous()
+        else:  # the originals, augmented like the batch, for the teacher
+            x = _augment(data.xs[idx], rng, args.size, swapped).contiguous()
+        logits = model(x[-len(idx):])
+        loss = loss_fn(logits, y)
+        views = (logits,)
+    if teacher is not None:
+        with torch.no_grad():
+            target = teacher(x[:len(idx)])
+        loss = loss + args.distill * sum(distill_kl(v, target) for v in views) / len(views)
+    return loss
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train (or resume) one classifier as ``args`` says; returns 0."""
+    import copy
+
+    import torch
+
+    _check(args)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    data = _data(args)
+    counts = Counter(data.ys.tolist())
+    weights = torch.tensor([1.0 / math.sqrt(counts.get(i, 1)) for i in range(len(ISIC_CLASSES))])
+    bank = None
+    if args.compress_prob > 0 or args.consistency > 0:
+        from nicviz.training.bank import Bank, default_bank_dir
+
+        codecs = [c.strip() for c in args.codecs.split(",") if c.strip()] if args.codecs else None
+        bank = Bank.open(args.bank or default_bank_dir(), [it.key for it in data.train], codecs)
+        print(f"compressed-image bank: {', '.join(sorted(bank.entries))}", file=sys.stderr)
+    model = _initial_model(args)
+    teacher = copy.deepcopy(model).eval().requires_grad_(False) if args.distill > 0 else None
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    steps_per_epoch = math.ceil(len(xs) / args.batch)
+    steps_per_epoch = math.ceil(len(data.xs) / args.batch)
     total = steps_per_epoch * args.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+
+    def cosine(step: int) -> float:
+        return 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
     rng = np.random.default_rng(args.seed)
-    epoch, history = 0, []
     ckpt = Path(args.ckpt)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
-    settings = json.dumps({k: getattr(args, k) for k in ("epochs", "batch", "lr", "size", "seed", "compress_prob",
-                                                        "consistency")}
-                          | {"data": Path(args.isic).name, "init": Path(args.init_from).name if args.init_from else None,
-                             "bank": sorted(bank.entries) if bank else None}
-                          | ({"distill": args.distill} if args.distill else {}), sort_keys=True)
-    if ckpt.is_file():
-        st = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if st.get("settings") != settings:  # a stale run of other settings is never resumed silently
-            raise NicvizError(f"{ckpt} belongs to a run with other settings ({st.get('settings')}); delete it or "
-                              "pass another --ckpt")
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        sched.load_state_dict(st["sched"])
-        rng.bit_generator.state = json.loads(st["rng"])
-        torch.set_rng_state(st["torch_rng"])
-        epoch, history = int(st["epoch"]), json.loads(st["history"])
-        print(f"resumed after epoch {epoch}", file=sys.stderr)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=0.1)
+    settings = _settings(args, bank)
+    epoch, history = _resume(ckpt, settings, model, opt, sched, rng)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights / weights.mean(), label_smoothing=0.1)
     used: Counter = Counter()
     t0 = time.perf_counter()
     while epoch < args.epochs:
         model.train()
-        order = rng.permutation(len(xs))
+        order = rng.permutation(len(data.xs))
         total_loss = 0.0
         for i in range(steps_per_epoch):
-            idx = order[i * args.batch:(i + 1) * args.batch]
-            y = torch.from_numpy(ys[idx])
-            if args.consistency > 0:
-                twins = _compress_swap(xs[idx], idx, bank, 1.0, rng, args.size, used)
-                x = _augment(xs[idx], rng, args.size, twins).contiguous()
-                logits = model(x)
-                clean, comp = logits[:len(idx)], logits[len(idx):]
-                loss = loss_fn(clean, y) + args.consistency * js_consistency(clean, comp)
-                views = (clean, comp)
-            else:
-                swapped = _compress_swap(xs[idx], idx, bank, args.compress_prob, rng, args.size, used)
-                if teacher is None:
-                    x = _augment(swapped, rng, args.size).contiguous()
-                else:  # the originals, augmented like the batch, for the teacher
-                    x = _augment(xs[idx], rng, args.size, swapped).contiguous()
-                logits = model(x[-len(idx):])
-                loss = loss_fn(logits, y)
-                views = (logits,)
-            if teacher is not None:
-                with torch.no_grad():
-                    target = teacher(x[:len(idx)])
-                loss = loss + args.distill * sum(distill_kl(v, target) for v in views) / len(views)
+            loss = _batch_loss(args, model, teacher, loss_fn, data, order[i * args.batch:(i + 1) * args.batch],
+                               bank, rng, used)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             total_loss += float(loss.detach())
         epoch += 1
-        held = evaluate_classifier(model, xh, yh)
-        rec = {"epoch": epoch, "loss": total_loss / steps_per_epoch, "held_out": held,
+        rec = {"epoch": epoch, "loss": total_loss / steps_per_epoch, "held_out": evaluate_classifier(model, *data.held),
                "seconds": time.perf_counter() - t0}
         history.append(rec)
         print(json.dumps(rec), file=sys.stderr, flush=True)
         state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                  "rng": json.dumps(rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
                  "epoch": epoch, "history": json.dumps(history), "settings": settings}
-        atomic_write(ckpt, lambda tmp, s=state: torch.save(s, tmp))
-    held = evaluate_classifier(model, xh, yh)
-    test = evaluate_classifier(model, xt, yt)
+        atomic_write(ckpt, partial(torch.save, state))
+    scores = {"held_out": evaluate_classifier(model, *data.held), "isic_test": evaluate_classifier(model, *data.test)}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, out)
-    meta = _metadata(args, dropped, (len(train_items), len(held_items), len(test_items)), counts,
-                     {"held_out": held, "isic_test": test}, history, bank, used)
+    meta = _metadata(args, data.dropped, data.sizes, counts, scores, history, bank, used)
     Path(str(out).removesuffix(".pt") + ".json").write_text(json.dumps(meta, indent=2) + "\n")
     print(json.dumps(meta["scores"]), file=sys.stderr)
     return 0

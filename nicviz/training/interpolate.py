@@ -88,7 +88,7 @@ def _middle(qualities: tuple[float, ...], k: int) -> tuple[float, ...]:
 def _resize(xs: np.ndarray, size: int) -> np.ndarray:
     from PIL import Image
 
-    return np.stack([np.asarray(Image.fromarray(x).resize((size, size), Image.BILINEAR)) for x in xs])
+    return np.stack([np.asarray(Image.fromarray(x).resize((size, size), Image.Resampling.BILINEAR)) for x in xs])
 
 
 def _load_state(path: str) -> dict:

@@ -169,7 +169,7 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         self.opt.zero_grad(set_to_none=True)
         self.aux_opt.zero_grad(set_to_none=True)
-        lmbda = self.lmbda
+        lmbda: float | torch.Tensor = self.lmbda
         if self.levels:
             q = torch.randint(1, self.levels + 1, (x.shape[0],), device=self.device)
             self.model.set_quality(q.float())

@@ -222,7 +222,7 @@ class NeuralCodec(Codec):
             raise CodecError(f"{self.name}: cannot decode bitstream ({one_line(exc)})") from None
         return self._to_rgb(x_hat, unpad)
 
-    def estimate(self, rgb: np.ndarray, quality: int) -> tuple[np.ndarray, float]:
+    def estimate(self, rgb: np.ndarray, quality: float) -> tuple[np.ndarray, float]:
         """Forward pass: reconstruction and estimated bits (sum of -log2 likelihoods)."""
         import torch
 

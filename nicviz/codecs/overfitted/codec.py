@@ -107,6 +107,10 @@ class OverfittedCodec(Codec):
     def settings_json(self) -> str:
         return json.dumps(self.settings(), sort_keys=True)
 
+    def encode_reporting(self, rgb: np.ndarray, quality: float,
+                         progress: Callable[[int, int, float, float], bool | None] | None) -> bytes:
+        return self.encode(rgb, quality, progress=progress)
+
     def encode(self, rgb: np.ndarray, quality: float,
                progress: Callable[[int, int, float, float], bool | None] | None = None) -> bytes:
         import torch

@@ -63,7 +63,7 @@ class Classifier:
         h, w = self.input_size
         if rgb.shape[:2] == (h, w):
             return rgb
-        return np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
+        return np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BILINEAR))
 
 
 def imagenet_classes() -> list[str]:

@@ -24,7 +24,7 @@ _STATES = [("CALIFORNIA", "DMV.CA.GOV"), ("TEXAS", "THE LONE STAR STATE"), ("OHI
            ("OREGON", "PACIFIC WONDERLAND"), ("MAINE", "VACATIONLAND")]
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     for path in _FONTS:
         if Path(path).is_file():
             return ImageFont.truetype(path, size)
