@@ -24,8 +24,9 @@ from nicviz.executors import make_executor
 from nicviz.metrics import METRICS
 from nicviz.paths import allowed_folder, results_dir
 from nicviz.settings import dask_schedulers, max_neural_pixels, max_pixels, max_sweep_images
-from nicviz.specs import format_qualities, parse_qualities
+from nicviz.specs import format_qualities
 from nicviz.sweep import run_sweep
+from nicviz.sweep_request import sweep_request
 from nicviz.tasks.classify.models import ISIC_MODELS, MODELS_DIR
 
 st.title("Run a sweep")
@@ -101,13 +102,8 @@ if run:
     upload_dir = None
     claimed = False
     try:
-        if not codecs:
-            raise NicvizError("choose at least one codec")
-        if not metrics:
-            raise NicvizError("choose at least one metric")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", name):
             raise NicvizError("the name may use letters, digits, '.', '_' and '-' only")
-        qualities = parse_qualities(codecs, qspec, defaults={})
         if not add_to_existing:
             raise NicvizError(f"{name} exists: tick the box to add to it, or choose another name")
         if folder == "__samples__":
@@ -126,10 +122,8 @@ if run:
             raise NicvizError("enter a folder under the data root")
         else:
             dataset = resolve_dataset(str(allowed_folder(folder)), confined=True)
-        dataset = dataset.sample(int(limit))
-        if len(dataset.files) > MAX_IMAGES:
-            raise NicvizError(f"this dataset has {len(dataset.files)} images; the dashboard runs at most {MAX_IMAGES} "
-                              "(use `nicviz sweep` for larger ones, or set NICVIZ_MAX_SWEEP_IMAGES)")
+        request = sweep_request(dataset, codecs, qspec, metrics, [task] if isinstance(task, str) else task,
+                                int(limit), quality_defaults={}, image_limit=MAX_IMAGES)
         if not claim_results_name(name, session):
             raise NicvizError(f"another session is writing {name} right now: wait for it, or choose another name")
         claimed = True
@@ -148,7 +142,7 @@ if run:
 
         executor = make_executor("dask", 2, scheduler or None, ship, from_env=False) if where != "this machine" \
             else None
-        summary = run_sweep(dataset, codecs, qualities, out, metrics=tuple(metrics), task=task, progress=False,
+        summary = run_sweep(**request.arguments(), out=out, progress=False,
                             on_progress=progress, command=["dashboard", "run-a-sweep", name], executor=executor,
                             pixel_limits=limits, downscale=downscale)
         bar.progress(1.0, text="done")

@@ -106,3 +106,27 @@ def test_a_results_file_read_and_written_again_keeps_every_digit(tmp_path):
     out = tmp_path / "again.csv"
     write_results(read_results(shipped), out)
     assert out.read_bytes() == shipped.read_bytes()
+
+
+def test_one_sweep_request_checks_what_the_cli_and_the_page_are_given(tmp_path):
+    """`nicviz sweep` and Run a sweep prepare a sweep with one function: each bad choice is
+    one line, and a good one is exactly what run_sweep then computes."""
+    from nicviz.specs import SpecError
+    from nicviz.sweep_request import sweep_request
+
+    ds = write_builtin_samples(tmp_path / "samples")
+    for args, message in [(([], "10", "psnr"), "at least one codec"), ((["jpeg"], "10", []), "at least one metric"),
+                          ((["jpeg"], "10", "psnr,sharpness"), "unknown metric"),
+                          ((["jpeg"], "webp=10", "psnr"), "not among the chosen codecs")]:
+        with pytest.raises(SpecError, match=message):
+            sweep_request(ds, *args)
+    with pytest.raises(SpecError, match=f"has {len(ds.files)} images; at most 2"):
+        sweep_request(ds, ["jpeg"], "10", None, image_limit=2)
+    req = sweep_request(ds, ["jpeg", "webp"], "jpeg=10,20", ["psnr"], ["classify", "classify:isic-effnet-lite0",
+                                                                       "classify:isic-effnet-lite0-robust"],
+                        max_images=2, quality_defaults={"webp": [50]})
+    assert len(req.dataset.files) == 2 and req.qualities == {"jpeg": [10, 20], "webp": [50]}
+    assert req.metrics == ("psnr",) and req.task == ["classify", "classify:isic-effnet-lite0-robust"]
+    summary = run_sweep(**{**req.arguments(), "task": "rd"}, out=tmp_path / "out.csv", progress=False)
+    df = pd.read_csv(summary.out)
+    assert len(df) == 2 * 3 and set(df["codec"]) == {"jpeg", "webp"} and df["psnr"].notna().all()

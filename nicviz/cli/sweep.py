@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nicviz.cli.common import UsageError, _print_bd
 from nicviz.paths import check_writable
-from nicviz.specs import parse_metrics, parse_qualities, parse_task, split_list
+from nicviz.specs import parse_task, split_list
 
 __all__ = ['cmd_sweep', 'cmd_plates']
 
@@ -18,24 +18,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from nicviz.datasets import resolve_dataset
     from nicviz.executors import make_executor
     from nicviz.sweep import run_sweep
+    from nicviz.sweep_request import sweep_request
 
     out = Path(args.out)
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise UsageError(f"{out}: --out must end in .csv or .parquet")
     check_writable(out, "--out file")
-    dataset = resolve_dataset(args.dataset, args.data).sample(getattr(args, "max_images", None))
-    codecs = split_list(args.codec)
-    if not codecs:
-        raise UsageError("--codec lists no codecs")
-    qualities = parse_qualities(codecs, args.quality)
     classifiers: list[str | None] = [*split_list(getattr(args, "classifier", None) or "")] or [None]
-    tasks = [parse_task(args.task, c, getattr(args, "ocr_engine", None)) for c in classifiers]
-    task = tasks[0] if len(tasks) == 1 else tasks
+    request = sweep_request(resolve_dataset(args.dataset, args.data), split_list(args.codec), args.quality,
+                            args.metrics, [parse_task(args.task, c, getattr(args, "ocr_engine", None))
+                                           for c in classifiers], getattr(args, "max_images", None))
     if getattr(args, "device", None):
         os.environ["NICVIZ_DEVICE"] = args.device  # read by the codecs that train per image; workers inherit it
     executor = make_executor(args.executor, args.jobs, args.scheduler, args.ship_images)
-    summary = run_sweep(dataset, codecs, qualities, out, metrics=parse_metrics(args.metrics), executor=executor,
-                        progress=not args.quiet, task=task, bitstreams=getattr(args, "bitstreams", None),
+    summary = run_sweep(**request.arguments(), out=out, executor=executor,
+                        progress=not args.quiet, bitstreams=getattr(args, "bitstreams", None),
                         command=["nicviz", *sys.argv[1:]] if args.argv is None else args.argv)
     print(f"{summary.out}: {summary.rows} rows ({summary.computed} computed, {summary.skipped} already done) "
           f"in {summary.wall_s:.1f} s")
