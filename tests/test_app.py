@@ -463,3 +463,21 @@ def test_a_page_bug_is_one_line_and_no_traceback(tmp_path, monkeypatch):
     assert not at.exception
     assert len(at.error) == 1 and "internal error (KeyError)" in at.error[0].value
     assert "Traceback" not in at.error[0].value and str(ROOT) not in at.error[0].value
+
+
+def test_the_study_evidence_for_a_codec_swept_into_its_own_file_comes_from_that_file(tmp_path):
+    """The overfitted codec's ISIC sweep is a file of its own (it grows across sessions):
+    choosing it on Skin lesions quotes that file, not "the study did not measure it"."""
+    from nicviz.dashboard.lesions import _study_file
+
+    def frame(dataset, codec, task="classify"):
+        return pd.DataFrame({"dataset": [dataset], "codec": [codec], "task": [task]})
+
+    frames = {"isic/test.csv": (tmp_path / "a.csv", frame("isic-test", "jpeg")),
+              "kodak/other.csv": (tmp_path / "b.csv", frame("kodak", "overfitted-fast")),
+              "overfitted/isic-test.csv": (tmp_path / "c.csv", frame("isic-test", "overfitted-fast"))}
+    assert _study_file(frames, "isic-test", "jpeg", "classify") == "isic/test.csv"
+    assert _study_file(frames, "isic-test", "overfitted-fast", "classify") == "overfitted/isic-test.csv"
+    # another classifier, or another dataset, than the one measured: the study file (which says so)
+    assert _study_file(frames, "isic-test", "overfitted-fast", "classify:isic-effnet-lite0-robust") == "isic/test.csv"
+    assert _study_file(frames, "isic-fullres-test", "overfitted-fast", "classify") == "isic/test.csv"

@@ -166,6 +166,22 @@ def lesion_check(frames: dict | None = None) -> dict:
 STUDY_FILES = {"isic-test": "isic/test.csv", "isic-fullres-test": "isic/fullres_test.csv"}
 
 
+def _study_file(frames: dict, dataset: str, codec: str | None, task: str) -> str:
+    """The results file to quote for ``codec``: the dataset's study file, or, for a codec
+    it lacks (the overfitted codec is swept into a file of its own), another file of the
+    same dataset that measured it with this classifier."""
+    key = STUDY_FILES.get(dataset, "isic/test.csv")
+    key = key if key in frames else "isic/test.csv" if "isic/test.csv" in frames else next(iter(frames))
+    df = frames[key][1]
+    if codec is None or (df["codec"].astype(str) == codec).any():
+        return key
+    for other, (_, odf) in sorted(frames.items()):
+        here = odf[(odf["codec"].astype(str) == codec) & (odf["task"].astype(str) == task)]
+        if not here.empty and (here["dataset"].astype(str) == (dataset or "isic-test")).all():
+            return other
+    return key
+
+
 def study_evidence(frames: dict, codec: str | None, bpp: float | None = None, task: str = "classify",
                    dataset: str | None = None) -> None:
     """What the shipped study measured for ``codec`` with classifier ``task`` on the test
@@ -175,8 +191,7 @@ def study_evidence(frames: dict, codec: str | None, bpp: float | None = None, ta
     if not frames:
         st.info("No study results on this server.")
         return
-    key = STUDY_FILES.get(dataset or "isic-test", "isic/test.csv")
-    key = key if key in frames else "isic/test.csv" if "isic/test.csv" in frames else next(iter(frames))
+    key = _study_file(frames, dataset or "isic-test", codec, task)
     path, df = frames[key]
     df = df[df["task"].astype(str) == task]
     if df.empty:
