@@ -10,18 +10,7 @@ from nicviz.dashboard.widgets import load_results, missing_columns, result_frame
 from nicviz.metrics import METRIC_LABELS, METRICS, curve_metrics, get_metric
 from nicviz.plots import rd_figure
 from nicviz.reference import load_references
-from nicviz.results import list_result_files, results_dir
-
-
-def _iterations(settings) -> int:
-    """The fitting iterations recorded in a row's ``codec_settings`` (0 when none)."""
-    import json
-
-    try:
-        return int(json.loads(settings).get("iterations", 0)) if isinstance(settings, str) else 0
-    except (ValueError, AttributeError, TypeError):
-        return 0
-
+from nicviz.results import fitting_iterations, list_result_files, results_dir
 
 st.title("Rate-distortion")
 
@@ -66,7 +55,7 @@ for key in chosen:
         st.warning(f"{key} is left out: it has no {', '.join(missing)} column(s).")
         continue
     if "codec_settings" in frame.columns:  # a codec that fits each image: its effort is part of its name
-        its = frame["codec_settings"].map(_iterations)
+        its = frame["codec_settings"].map(fitting_iterations)
         frame = frame.assign(codec=[f"{c} ({n:,} it.)" if n else c for c, n in zip(frame["codec"], its, strict=True)])
     if key.startswith("user/"):  # a user's sweep is a curve of its own, never averaged into the shipped ones
         frame = frame.assign(codec=frame["codec"].astype(str) + f" ({key.removeprefix('user/').removesuffix('.csv')})")
@@ -81,7 +70,9 @@ ds = datasets[0]
 if len(datasets) > 1:
     newest = load_results(str(labels[newest_user]), labels[newest_user].stat().st_mtime) \
         if newest_user in chosen else None
-    first = str(newest["dataset"].iloc[0]) if newest is not None and len(newest) else datasets[0]
+    # the session's newest sweep, else Kodak (the study's RD set; the overfitted ISIC sweep comes first by name)
+    first = str(newest["dataset"].iloc[0]) if newest is not None and len(newest) else \
+        "kodak" if "kodak" in datasets else datasets[0]
     ds = st.selectbox("Dataset", datasets, index=datasets.index(first) if first in datasets else 0, key="rd_dataset")
     df = df[df["dataset"] == ds]
 

@@ -23,6 +23,7 @@ from nicviz.metrics import METRICS, get_metric
 from nicviz.paths import atomic_write, atomic_write_text, data_root, results_dir
 
 __all__ = [
+    "fitting_iterations",
     "portable_root",
     "dataset_folder",
     "KEY",
@@ -228,3 +229,12 @@ def dataset_folder(meta: dict) -> Path | None:
     else:
         folder = Path(root)
     return folder if folder is not None and folder.is_dir() else None
+
+
+def fitting_iterations(settings: object) -> int:
+    """The fitting iterations a row's ``codec_settings`` (JSON) records: the effort of a
+    codec that fits each image; 0 when none is recorded."""
+    try:
+        return int(json.loads(settings).get("iterations", 0)) if isinstance(settings, str) else 0
+    except (ValueError, AttributeError, TypeError):
+        return 0

@@ -481,3 +481,20 @@ def test_the_study_evidence_for_a_codec_swept_into_its_own_file_comes_from_that_
     # another classifier, or another dataset, than the one measured: the study file (which says so)
     assert _study_file(frames, "isic-test", "overfitted-fast", "classify:isic-effnet-lite0-robust") == "isic/test.csv"
     assert _study_file(frames, "isic-fullres-test", "overfitted-fast", "classify") == "isic/test.csv"
+
+
+def test_rate_distortion_opens_on_kodak_beside_the_overfitted_isic_sweep(results_root, tmp_path, monkeypatch):
+    """Files under overfitted/ are shown by default, and a dataset such as "isic-test"
+    sorts before "kodak": the page still opens on Kodak, the study's rate-distortion set."""
+    import shutil
+
+    small = pd.read_csv(results_root / "kodak" / "small.csv")
+    for name, dataset in (("kodak/classical.csv", "kodak"), ("overfitted/isic-rd.csv", "isic-test")):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        small.assign(dataset=dataset).to_csv(tmp_path / name, index=False)
+        shutil.copy(results_root / "kodak" / "small.csv.meta.json", tmp_path / f"{name}.meta.json")
+    monkeypatch.setenv("NICVIZ_RESULTS", str(tmp_path))
+    at = page("app_pages/rate_distortion.py").run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="rd_dataset").value == "kodak"
+    assert set(at.selectbox(key="rd_dataset").options) == {"kodak", "isic-test"}

@@ -24,6 +24,7 @@ from nicviz.dashboard.widgets import (
     quality_picker,
     size_guard,
 )
+from nicviz.results import fitting_iterations
 from nicviz.tasks.classify.models import ISIC_MODELS, MODELS_DIR
 
 __all__ = ["lesion_check", "study_evidence", "classifier_name", "class_maps"]
@@ -208,8 +209,11 @@ def study_evidence(frames: dict, codec: str | None, bpp: float | None = None, ta
     rows = df[df["codec"] == codec]
     summary = summary_table(str(path), path.stat().st_mtime, task, codec)
     first = rows[rows["quality"] == summary["quality"].iloc[0]]
+    its = fitting_iterations(rows["codec_settings"].dropna().iloc[0]) if "codec_settings" in rows and \
+        rows["codec_settings"].notna().any() else 0
+    effort = f", {its:,} fitting iterations an image" if its else ""
     st.markdown(f"**{classifier_name(task)}, {count(first['image'].nunique(), 'image')} of the ISIC test set "
-                f"({key}).** " + originals_sentence(first))
+                f"({key}{effort}).** " + originals_sentence(first))
     summary = summary.sort_values("bpp", ascending=False).reset_index(drop=True)
     near = int((summary["bpp"] - bpp).abs().idxmin()) if bpp is not None else 0
     r = summary.iloc[near]
