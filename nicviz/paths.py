@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from nicviz import settings
+
 __all__ = ["PACKAGE_DIR", "MODELS_DIR", "REFERENCE_DIR", "checkout_root", "data_root", "results_dir",
            "atomic_write", "atomic_write_bytes", "atomic_write_text", "check_writable", "FileLock",
            "allowed_roots", "allowed_folder"]
@@ -36,9 +38,9 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path | None:
     """The data root folder, or ``None`` when none is configured or present."""
     if explicit:
         return Path(explicit).expanduser()
-    env = os.environ.get("NICVIZ_DATA")
+    env = settings.folder("NICVIZ_DATA")
     if env:
-        return Path(env).expanduser()
+        return env
     root = checkout_root()
     default = root.parent / "shared" / "data" if root else None
     return default if default is not None and default.is_dir() else None
@@ -46,9 +48,9 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path | None:
 
 def results_dir() -> Path:
     """Precomputed and user results (see the module docstring)."""
-    env = os.environ.get("NICVIZ_RESULTS")
+    env = settings.folder("NICVIZ_RESULTS")
     if env:
-        return Path(env).expanduser()
+        return env
     root = checkout_root()
     return root / "results" if root else Path.cwd() / "results"
 
@@ -249,8 +251,7 @@ def _alive(pid: int, started: float | None = None) -> bool:
 def allowed_roots() -> list[Path]:
     """Folders a shared dashboard may read datasets from: the data root and the folders
     in ``$NICVIZ_ALLOWED_ROOTS`` (separated by ``os.pathsep``; for a single-user install)."""
-    roots = [data_root()] + [Path(p).expanduser() for p in os.environ.get("NICVIZ_ALLOWED_ROOTS", "").split(os.pathsep)
-                             if p.strip()]
+    roots = [data_root(), *settings.folders("NICVIZ_ALLOWED_ROOTS")]
     return [r.resolve() for r in roots if r is not None and r.is_dir()]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from nicviz.paths import REFERENCE_DIR, data_root
@@ -15,9 +14,11 @@ _SHIPPED = REFERENCE_DIR
 
 def reference_dir() -> Path:
     """``$NICVIZ_REFERENCE``, else ``<data root>/../reference/compressai-kodak``, else the shipped copy."""
-    env = os.environ.get("NICVIZ_REFERENCE")
+    from nicviz.settings import folder
+
+    env = folder("NICVIZ_REFERENCE")
     if env:
-        return Path(env)
+        return env
     root = data_root()
     if root is not None:
         cand = root.parent / "reference" / "compressai-kodak"

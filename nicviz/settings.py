@@ -16,16 +16,29 @@ is decided here, by whoever starts the server:
   ``nicviz sweep --device`` sets it for a run and its workers.
 - ``NICVIZ_OVERFITTED_PRECISION`` (``fp32``): ``bf16`` fits under bfloat16 autocast
   (``benchmarks/bench_overfitted.py`` measures whether it pays).
+
+Folders (:func:`folder`; unset: the default each caller names):
+
+- ``NICVIZ_DATA`` (``../shared/data`` beside the checkout): the data root;
+- ``NICVIZ_RESULTS`` (``results/`` of the checkout): precomputed and user results;
+- ``NICVIZ_REFERENCE``: CompressAI's published Kodak curves;
+- ``NICVIZ_ALLOWED_ROOTS``: more folders a dashboard may read datasets from
+  (``os.pathsep``-separated; for a single-user install);
+- ``NICVIZ_CACHE`` (``~/.cache/nicviz``): the compressed-image bank for classifier training;
+- ``NICVIZ_WEIGHTS_DIR``: official CompressAI checkpoints put there by hand (offline);
+- ``NICVIZ_PADDLE_PYTHON``, ``NICVIZ_PADDLE_DET_DIR``, ``NICVIZ_PADDLE_REC_DIR``: PaddleOCR's
+  separate environment and its offline model folders.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 from nicviz.errors import NicvizError
 
-__all__ = ["SettingError", "device", "overfitted_precision", "dask_schedulers", "max_sweep_images", "max_pixels", "max_neural_pixels",
+__all__ = ["SettingError", "folder", "folders", "text", "device", "overfitted_precision", "dask_schedulers", "max_sweep_images", "max_pixels", "max_neural_pixels",
            "MAX_QUALITIES", "check_scheduler_address"]
 
 #: qualities one range or list may expand to (checked by arithmetic before expanding)
@@ -49,6 +62,31 @@ def _int(name: str, default: int, low: int = 1) -> int:
     if value < low:
         raise SettingError(f"${name} must be at least {low} (got {value})")
     return value
+
+
+#: the folder settings :func:`folder` reads
+FOLDERS = ("NICVIZ_DATA", "NICVIZ_RESULTS", "NICVIZ_REFERENCE", "NICVIZ_CACHE", "NICVIZ_WEIGHTS_DIR",
+           "NICVIZ_PADDLE_DET_DIR", "NICVIZ_PADDLE_REC_DIR")
+
+
+def folder(name: str) -> Path | None:
+    """The folder setting ``name`` (``~`` expanded), or ``None`` when it is unset."""
+    if name not in FOLDERS:
+        raise KeyError(f"{name} is not a nicviz folder setting")
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def folders(name: str = "NICVIZ_ALLOWED_ROOTS") -> list[Path]:
+    """A list-of-folders setting (``os.pathsep``-separated), empty when unset."""
+    return [Path(p.strip()).expanduser() for p in os.environ.get(name, "").split(os.pathsep) if p.strip()]
+
+
+def text(name: str) -> str:
+    """A free-text setting (``NICVIZ_PADDLE_PYTHON``), ``""`` when unset."""
+    if name != "NICVIZ_PADDLE_PYTHON":
+        raise KeyError(f"{name} is not a nicviz text setting")
+    return os.environ.get(name, "").strip()
 
 
 def max_sweep_images() -> int:

@@ -90,3 +90,33 @@ def test_no_module_is_over_400_lines():
     long = {str(p.relative_to(PKG)): n for p in PKG.rglob("*.py")
             if "reference_data" not in p.parts and (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
     assert not long, long
+
+
+def _reads_nicviz_setting(tree: ast.AST) -> list[str]:
+    """``NICVIZ_*`` names read from the environment: ``os.environ.get/[...]``, ``os.getenv``."""
+    found = []
+    for node in ast.walk(tree):
+        arg = None
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            f = node.func
+            if isinstance(f, ast.Attribute) and (f.attr == "getenv" or (
+                    f.attr in ("get", "setdefault") and isinstance(f.value, ast.Attribute) and f.value.attr == "environ")):
+                arg = node.args[0].value
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and \
+                isinstance(node.value, ast.Attribute) and node.value.attr == "environ" and \
+                isinstance(node.slice, ast.Constant):
+            arg = node.slice.value
+        if isinstance(arg, str) and arg.startswith("NICVIZ_"):
+            found.append(arg)
+    return found
+
+
+def test_every_nicviz_setting_is_read_in_the_settings_module_only():
+    root = PKG.parent
+    readers = {str(p.relative_to(root)): names for p in [*PKG.rglob("*.py"), *(root / "app_pages").glob("*.py"),
+                                                         root / "app.py"]
+               if (names := _reads_nicviz_setting(ast.parse(p.read_text())))}
+    assert set(readers) == {"nicviz/settings.py"}, readers
+    assert _reads_nicviz_setting(ast.parse("import os\nos.environ.get('NICVIZ_X')\nos.getenv('NICVIZ_Y')\n"
+                                            "os.environ['NICVIZ_Z']\nos.environ['NICVIZ_W'] = '1'")) == \
+        ["NICVIZ_X", "NICVIZ_Y", "NICVIZ_Z"]  # the check sees a read

@@ -10,13 +10,17 @@ from nicviz.datasets import write_builtin_samples
 from nicviz.training.nic import build_parser, export_model, lr_at, train
 
 
-def _args(tmp_path, ckpt, steps, **kw):
+def _argv(tmp_path, ckpt, steps, **kw) -> list[str]:
     folder = write_builtin_samples(tmp_path / "imgs", ("chelsea", "coffee")).root
     argv = ["run", "--N", "16", "--patch", "64", "--batch", "4", "--steps", str(steps), "--lr", "1e-3",
             "--warmup", "2", "--data", str(folder), "--ckpt", str(ckpt), "--log-every", "1", "--threads", "1"]
     for k, v in kw.items():
         argv += [f"--{k.replace('_', '-')}", str(v)]
-    return build_parser().parse_args(argv)
+    return argv
+
+
+def _args(tmp_path, ckpt, steps, **kw):
+    return build_parser().parse_args(_argv(tmp_path, ckpt, steps, **kw))
 
 
 def test_lr_schedule_warmup_then_decay():
@@ -470,3 +474,97 @@ def test_the_committed_variable_rate_checkpoint_exports_and_codes(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     sizes = [len(codec.encode(rgb, q)) for q in (1, 4.5, 8)]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+
+
+def test_weight_average_follows_its_recursion_persists_and_is_what_ships(tmp_path):
+    """--ema D: after a resumed step the average is D x the saved average + (1 - D) x the
+    new weights; slim and export ship the average, not the last step's weights."""
+    from nicviz.training.nic import slim_checkpoint
+
+    ckpt = tmp_path / "m.pt"
+    train(_args(tmp_path, ckpt, 1, ema=0.75))
+    one = torch.load(ckpt, weights_only=True)
+    assert one["ema_n"] == 1 and set(one["ema"]) < set(one["model"])  # parameters only, no CDF buffers
+    train(_args(tmp_path, ckpt, 2, ema=0.75))
+    two = torch.load(ckpt, weights_only=True)
+    assert two["ema_n"] == 2
+    moved = 0
+    for k, e in two["ema"].items():
+        assert torch.allclose(e, 0.75 * one["ema"][k] + 0.25 * two["model"][k], atol=1e-6), k
+        moved += not torch.allclose(e, two["model"][k])
+    assert moved > len(two["ema"]) // 2  # the average is not the live weights
+    key = next(k for k in two["ema"] if k.endswith("weight") and "g_a" in k)
+    shipped = torch.load(export_model(ckpt, tmp_path / "a" / "m-q3.pt"), weights_only=True)
+    assert torch.equal(shipped[key], two["ema"][key].half())
+    slim = torch.load(slim_checkpoint(ckpt, tmp_path / "slim.pt"), weights_only=True)
+    assert slim["weights"] == "ema" and torch.equal(slim["model"][key], two["ema"][key].half())
+    import json
+
+    assert "moving average" in json.loads((tmp_path / "a" / "m-q3.json").read_text())["weights"]
+
+
+def test_keep_optimizer_carries_the_adam_moments_into_a_new_schedule(tmp_path, capsys):
+    from nicviz.training.nic import main, slim_checkpoint
+
+    base = tmp_path / "base.pt"
+    train(_args(tmp_path, base, 3))
+    cold, warm = tmp_path / "cold.pt", tmp_path / "warm.pt"
+    train(_args(tmp_path, cold, 2, init_from=base))
+    train(build_parser().parse_args([*_argv(tmp_path, warm, 2, init_from=base), "--keep-optimizer"]))
+    adam_steps = {p: int(torch.load(p, weights_only=True)["opt"]["state"][0]["step"]) for p in (cold, warm)}
+    assert adam_steps == {cold: 2, warm: 5}
+    slim = slim_checkpoint(base, tmp_path / "slim.pt")
+    assert main([*_argv(tmp_path, tmp_path / "x.pt", 2, init_from=slim), "--keep-optimizer"]) == 2
+    assert "keeps no optimizer state" in capsys.readouterr().err
+
+
+def test_holdout_leaves_the_last_images_out_of_the_crops(tmp_path):
+    from nicviz.training.nic_parts import CropSampler, holdout_images
+
+    folder = write_builtin_samples(tmp_path / "imgs", ("chelsea", "coffee", "rocket")).root
+    kept = CropSampler(folder, 64, 0, holdout=1)
+    held = holdout_images(folder, 1)
+    assert len(kept.images) == 2 and [p.name for p in held] == ["rocket.png"]
+    from nicviz.images import load_image
+
+    rocket = load_image(held[0])
+    assert not any(a.shape == rocket.shape and np.array_equal(a, rocket) for a in kept.images)
+    with pytest.raises(ValueError, match="has 3 images"):
+        CropSampler(folder, 64, 0, holdout=3)
+
+
+def test_the_recipe_comparison_runs_end_to_end_in_a_dry_run(tmp_path):
+    """scripts/compare_recipes.py (issue 25), a few steps a half instead of CPU minutes:
+    two variants from the committed variable-rate weights, each in two halves, coded with
+    real bitstreams on the held-out image, in one table with its metadata."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("compare_recipes", root / "scripts" / "compare_recipes.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from PIL import Image
+
+    big = write_builtin_samples(tmp_path / "big", ("chelsea", "coffee", "rocket")).root
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in sorted(big.glob("*.png")):  # 144 px crops: a crop of 128 fits, the held-out one codes fast
+        Image.open(p).convert("RGB").crop((0, 0, 144, 144)).save(folder / p.name)
+    out = tmp_path / "recipes"
+    assert mod.main(["--start", str(root / "results" / "training" / "V-cheng2020-anchor-cpu.pt"), "--data",
+                     str(folder), "--variants", "base,keep-adam", "--holdout", "1", "--qualities", "1,3,5,8",
+                     "--dry-run-steps", "2", "--parallel", "2", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "recipes.csv")
+    assert list(table["variant"]) == ["base", "keep-adam"] and list(table["steps"]) == [4, 4]
+    assert all(len(b.split()) == 4 for b in table["bpp"]) and table["bd_rate_vs_base"].iloc[1] == \
+        table["bd_rate_vs_base"].iloc[1]  # a number: both curves coded at every quality
+    adam = {n: int(torch.load(out / f"{n}-2.pt", weights_only=True)["opt"]["state"][0]["step"])
+            for n in ("base", "keep-adam")}
+    assert adam == {"base": 2, "keep-adam": 4}  # the second half kept the first half's moments
+    meta = json.loads((out / "recipes.csv.meta.json").read_text())
+    assert meta["dataset"] == "imgs" and meta["seed"] == 0 and str(tmp_path) not in json.dumps(meta)
+    assert mod.main(["--start", "x.pt", "--variants", "nonsense"]) == 2

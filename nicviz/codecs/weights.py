@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 
 from nicviz.codecs.base import CodecError
@@ -75,9 +74,11 @@ def official_filename(arch: str, quality: int, metric: str = "mse") -> str:
 def search_dirs() -> list[Path]:
     """Folders searched for official checkpoints, in order."""
     dirs: list[Path] = []
-    env = os.environ.get("NICVIZ_WEIGHTS_DIR")
+    from nicviz.settings import folder
+
+    env = folder("NICVIZ_WEIGHTS_DIR")
     if env:
-        dirs.append(Path(env).expanduser())
+        dirs.append(env)
     import torch.hub
 
     dirs.append(Path(torch.hub.get_dir()) / "checkpoints")

@@ -52,8 +52,9 @@ _RATE_SAMPLE = 32
 
 def default_bank_dir() -> Path:
     """``$NICVIZ_CACHE`` or ``~/.cache/nicviz``, then ``isic-bank`` (several GB: not in the repo)."""
-    base = os.environ.get("NICVIZ_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "nicviz")
-    return Path(base) / "isic-bank"
+    from nicviz.settings import folder
+
+    return (folder("NICVIZ_CACHE") or Path.home() / ".cache" / "nicviz") / "isic-bank"
 
 
 def _entry(codec: str, quality: float) -> str:

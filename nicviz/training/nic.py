@@ -14,6 +14,14 @@ which costs about 0.8 dB against the real codec.
 Checkpoints (``weights_only``-loadable: tensors, numbers, strings) are written
 atomically every ``--ckpt-every`` seconds and at the end; rerunning the same command
 resumes at the saved step with the same optimizer and random-number state.
+``--init-from`` a working checkpoint with ``--keep-optimizer`` also carries its Adam
+moments (and weight average) into a new schedule, instead of a cold optimizer.
+
+``--ema D`` keeps an exponential moving average of the weights (decay ``D`` per step;
+Polyak & Juditsky, "Acceleration of stochastic approximation by averaging", SIAM J.
+Control Optim. 1992), through ``torch.optim.swa_utils``; ``slim`` and ``export`` ship the
+average when the checkpoint has one. ``--holdout K`` leaves the last ``K`` training
+images (file order) out of the crops, for validation on images the run never saw.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from nicviz.training.nic_parts import (  # noqa: E402
     rd_loss,
     resolve_device,
     steps_for_budget,
+    weight_average,
 )
 
 
@@ -96,7 +105,8 @@ class Trainer:
         self.opt = torch.optim.Adam([{"params": other, "scale": 1.0},
                                      {"params": gains, "scale": float(cfg.get("gain_lr_scale", 10.0))}], lr=cfg["lr"])
         self.aux_opt = torch.optim.Adam(aux_params, lr=cfg["aux_lr"])
-        self.sampler = CropSampler(Path(cfg["data"]), cfg["patch"], cfg["seed"])
+        self.sampler = CropSampler(Path(cfg["data"]), cfg["patch"], cfg["seed"], holdout=int(cfg.get("holdout", 0) or 0))
+        self.ema = weight_average(self.model, float(cfg.get("ema", 0) or 0))
         self.step_no, self.base_steps, self.base_from = 0, 0, ""
         self.skipped = self.run_of_skips = 0
         self.acc = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss, bpp, mse, aux sums
@@ -113,6 +123,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
         self.aux_opt.load_state_dict(state["aux_opt"])
+        self._load_ema(state)
         self.sampler.load_state(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
         if self.device.startswith("cuda") and "cuda_rng" in state:
@@ -135,9 +146,25 @@ class Trainer:
             init["log_inv_gain"] = self.model.log_inv_gain.detach().clone()
         self.model.load_state_dict(init)
         restore_likelihood_bounds(self.model)
+        if self.cfg.get("keep_optimizer"):
+            if "opt" not in state:
+                raise ValueError(f"{path}: a slim or shipped model keeps no optimizer state; --keep-optimizer needs "
+                                 "the working checkpoint")
+            try:
+                self.opt.load_state_dict(state["opt"])
+                self.aux_opt.load_state_dict(state["aux_opt"])
+            except (ValueError, KeyError) as exc:
+                raise ValueError(f"{path}: its optimizer state does not fit this model ({exc})") from None
+            self._load_ema(state)
         self.base_steps = int(state.get("step", 0)) + int(state.get("base_steps", 0))
         self.base_from = Path(path).name
         print(f"initialised from {path} ({self.base_steps} steps)", file=sys.stderr)
+
+    def _load_ema(self, state: dict) -> None:
+        if self.ema is not None and "ema" in state:
+            # the average keeps parameters only: the buffers come from the live model
+            self.ema.module.load_state_dict({**self.model.state_dict(), **state["ema"]})
+            self.ema.n_averaged.fill_(int(state.get("ema_n", 1)))
 
     def _diverged(self, why: str) -> TrainingDiverged:
         return TrainingDiverged(f"{why}: training diverged; {self.ckpt} keeps its last finite state; rerun with a "
@@ -148,7 +175,10 @@ class Trainer:
 
         if not all(bool(torch.isfinite(q).all()) for q in self.main_params):
             raise self._diverged(f"non-finite weights at step {self.step_no}")
-        extra = {"cuda_rng": torch.cuda.get_rng_state()} if self.device.startswith("cuda") else {}
+        extra: dict[str, object] = {"cuda_rng": torch.cuda.get_rng_state()} if self.device.startswith("cuda") else {}
+        if self.ema is not None:
+            extra |= {"ema": {n: q.detach() for n, q in self.ema.module.named_parameters()},  # parameters only
+                      "ema_n": int(self.ema.n_averaged)}
         _save_atomic({
             "model": self.model.state_dict(), "opt": self.opt.state_dict(), "aux_opt": self.aux_opt.state_dict(),
             "sampler": self.sampler.state(), "torch_rng": torch.get_rng_state(), "step": self.step_no, **extra,
@@ -196,6 +226,8 @@ class Trainer:
         self.opt.step()
         aux.backward()
         self.aux_opt.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         self.acc += torch.stack([loss.detach(), bpp.detach(), mse.detach(), aux.detach()]).double()
         self.n_acc += 1
 
@@ -295,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--ckpt", required=True, help="checkpoint path (resumed when it exists)")
     t.add_argument("--init-from", help="start from another checkpoint (fine-tune a neighbour quality)")
+    t.add_argument("--keep-optimizer", action="store_true",
+                   help="with --init-from a working checkpoint: keep its Adam moments (and --ema average)")
+    t.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.999); shipped by slim/export")
+    t.add_argument("--holdout", type=int, default=0, metavar="K",
+                   help="leave the last K training images (file order) out, for validation")
     t.add_argument("--ckpt-every", type=float, default=180.0, help="seconds between checkpoints")
     t.add_argument("--log-every", type=int, default=50)
     t.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")

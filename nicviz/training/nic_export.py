@@ -29,6 +29,12 @@ def _code_version() -> str:
     return f"nicviz {__version__}" + (f" (git {rev})" if rev else "")
 
 
+def shipped_weights(state: dict) -> dict:
+    """The weights a checkpoint ships: its moving average of the parameters (``--ema``)
+    over the live weights when it keeps one, else the live weights."""
+    return {**state["model"], **state.get("ema", {})}
+
+
 def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | None = None) -> Path:
     """Write an updated (CDF tables built), float16 state dict and a metadata JSON beside it."""
     import torch
@@ -38,7 +44,7 @@ def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | N
     levels = int(args.get("levels", 0) or 0)
     model = build_training_model(args["arch"], int(args["N"]), levels)
     # float16 first, then the CDF tables: the tables are built from the weights that ship
-    model.load_state_dict({k: _half(k, v).float() for k, v in state["model"].items()})
+    model.load_state_dict({k: _half(k, v).float() for k, v in shipped_weights(state).items()})
     restore_likelihood_bounds(model)
     model.eval()
     model.update(force=True)
@@ -51,6 +57,8 @@ def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | N
         **({"variable_rate": "gain units (Cui et al., CVPR 2021)", "qualities": [1, levels],
             "lambdas": "CompressAI's table per integer quality, log-linear between"} if levels else
            {"quality": int(args["quality"]), "lambda": float(state["lmbda"])}),
+        "weights": (f"exponential moving average of the parameters (decay {args.get('ema')})"
+                    if "ema" in state or state.get("weights") == "ema" else "the last step's"),
         "precision": str(args.get("precision", "fp32")), "steps": int(state["step"]) + int(state.get("base_steps", 0)),
         "fine_tuned_from": state.get("base_from") or None,
         "fine_tune_steps": int(state["step"]) if state.get("base_from") else None,
@@ -72,7 +80,9 @@ def slim_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike) -> Path:
 
     state = load_checkpoint(ckpt)
     slim = {k: state[k] for k in ("args", "lmbda", "step", "base_steps", "base_from") if k in state}
-    slim["model"] = {k: _half(k, v) for k, v in state["model"].items()}
+    slim["model"] = {k: _half(k, v) for k, v in shipped_weights(state).items()}
+    if "ema" in state:
+        slim["weights"] = "ema"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     _save_atomic(slim, out)

@@ -53,15 +53,38 @@ def build_model(arch: str, n: int):
     return {"cheng2020-anchor": Cheng2020Anchor, "cheng2020-attn": Cheng2020Attention}[arch](N=n)
 
 
+def weight_average(model, decay: float):
+    """An exponential moving average of ``model``'s parameters (``torch.optim.swa_utils``),
+    or ``None`` for ``decay`` 0. Parameters only: the entropy models' integer CDF buffers
+    are rebuilt at export."""
+    if decay <= 0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
+
+
+def holdout_images(folder: Path, holdout: int) -> list[Path]:
+    """The ``holdout`` images a ``--holdout`` run leaves out of its crops (the last in file order)."""
+    from nicviz.datasets import list_images
+
+    return list(list_images(folder))[-holdout:] if holdout else []
+
+
 class CropSampler:
     """Random crops with random horizontal/vertical flips from images held in memory."""
 
-    def __init__(self, folder: Path, patch: int, seed: int) -> None:
+    def __init__(self, folder: Path, patch: int, seed: int, holdout: int = 0) -> None:
         from nicviz.datasets import list_images
         from nicviz.images import ImageError, load_image
 
         self.images = []
-        for p in list_images(folder):
+        files = list_images(folder)
+        if holdout:
+            if not 0 < holdout < len(files):
+                raise ValueError(f"--holdout {holdout}: {folder} has {len(files)} images")
+            files = files[:-holdout]  # the held-out images: holdout_images(folder, holdout)
+        for p in files:
             try:
                 a = load_image(p)
             except ImageError as exc:

@@ -156,9 +156,11 @@ class PaddleOcrEngine(OcrEngine):
 
     def __init__(self, python: str | None = None, det_dir: str | None = None, rec_dir: str | None = None,
                  timeout: float = 600) -> None:
-        self.python = python or os.environ.get("NICVIZ_PADDLE_PYTHON", "")
-        self.det_dir = det_dir or os.environ.get("NICVIZ_PADDLE_DET_DIR")
-        self.rec_dir = rec_dir or os.environ.get("NICVIZ_PADDLE_REC_DIR")
+        from nicviz import settings
+
+        self.python = python or settings.text("NICVIZ_PADDLE_PYTHON")
+        self.det_dir = det_dir or (str(settings.folder("NICVIZ_PADDLE_DET_DIR") or "") or None)
+        self.rec_dir = rec_dir or (str(settings.folder("NICVIZ_PADDLE_REC_DIR") or "") or None)
         self.timeout = timeout
 
     def availability(self) -> tuple[bool, str]:
