@@ -345,6 +345,7 @@ def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_tur
         pg.get_by_text("OCR finds no plate text in the original photo").first.wait_for(timeout=60_000)
         assert pg.locator('[data-testid="stException"]').count() == 0
         pg.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
+        _wait_idle(pg)  # the upload's rerun first: text typed during it can be lost
         box.fill(text)
         box.press("Enter")
         _wait_idle(pg)
