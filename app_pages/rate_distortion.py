@@ -10,7 +10,7 @@ from nicviz.dashboard.widgets import load_results, missing_columns, result_frame
 from nicviz.metrics import METRIC_LABELS, METRICS, curve_metrics, get_metric
 from nicviz.plots import rd_figure
 from nicviz.reference import load_references
-from nicviz.results import fitting_iterations, list_result_files, results_dir
+from nicviz.results import fitting_iterations, list_result_files, results_dir, whole_images
 
 st.title("Rate-distortion")
 
@@ -77,9 +77,7 @@ if len(datasets) > 1:
     df = df[df["dataset"] == ds]
 
 # a curve averages the same images at every quality: images a growing sweep has not finished are left out
-per = df.groupby(["codec", "image"])["quality"].nunique()
-full = per[per == per.groupby(level="codec").transform("max")].index
-df = df[pd.MultiIndex.from_frame(df[["codec", "image"]]).isin(full)]
+df = whole_images(df, ("codec",))
 counts = df.groupby("codec")["image"].nunique()
 fewer = counts[counts < counts.max()]
 if len(fewer):

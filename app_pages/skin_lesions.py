@@ -55,6 +55,10 @@ with research_tab:
     else:
         key = st.selectbox("Results file", list(frames), key="sk_file")
         path, all_df = frames[key]
+        meta = results_meta(path)
+        if meta.get("partial"):  # a per-image codec's sweep, committed part way
+            st.caption(f"A sweep still growing: {len(meta.get('images_finished', []))} images finished so far "
+                       f"({meta.get('rows')} of {meta.get('planned_rows')} planned rows); the tables use those images.")
         all_df = all_df[all_df["task"].astype(str).str.startswith("classify")]
         tasks = sorted(all_df["task"].astype(str).unique(), key=lambda t: (t != "classify", t))
         task = tasks[0]

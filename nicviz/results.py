@@ -24,6 +24,7 @@ from nicviz.paths import atomic_write, atomic_write_text, data_root, results_dir
 
 __all__ = [
     "fitting_iterations",
+    "whole_images",
     "portable_root",
     "dataset_folder",
     "KEY",
@@ -238,3 +239,15 @@ def fitting_iterations(settings: object) -> int:
         return int(json.loads(settings).get("iterations", 0)) if isinstance(settings, str) else 0
     except (ValueError, AttributeError, TypeError):
         return 0
+
+
+def whole_images(df: pd.DataFrame, by: tuple[str, ...] = ("codec", "task")) -> pd.DataFrame:
+    """The rows of images measured at every quality of their group (one codec's curve,
+    per task): the images a growing sweep has not finished are left out, so every point
+    of a curve averages the same images."""
+    if df.empty:
+        return df
+    keys = [k for k in by if k in df.columns]
+    have = df.groupby([*keys, "image"])["quality"].transform("nunique")
+    need = df.groupby(keys)["quality"].transform("nunique") if keys else df["quality"].nunique()
+    return df[have == need]

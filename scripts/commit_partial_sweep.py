@@ -5,6 +5,11 @@ every finished row).
 
     python scripts/commit_partial_sweep.py results/overfitted/kodak.csv --dataset kodak \\
         --codec overfitted --quality 1,2.5,4,5.5,7 --max-images 3
+    python scripts/commit_partial_sweep.py results/overfitted/isic-test.csv --dataset isic-test \\
+        --codec overfitted-fast --quality 1,4,7 --task classify \\
+        --classifier isic-effnet-lite0,isic-effnet-lite0-robust,isic-effnet-lite0-robust-no-avif
+
+With several classifiers an image is finished when every (quality, classifier) row is.
 """
 
 from __future__ import annotations
@@ -28,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quality", required=True)
     ap.add_argument("--max-images", type=int, default=None)
     ap.add_argument("--task", default="rd")
+    ap.add_argument("--classifier", help="with --task classify: the comma list the sweep was given")
     args = ap.parse_args(argv)
+    from nicviz.specs import parse_task
+
+    tasks = [parse_task(args.task, c) for c in (split_list(args.classifier) if args.classifier else [None])]
     out = Path(args.out)
     lock = FileLock(out)  # refuses while the sweep still runs: stop it first
     lock.acquire()
@@ -40,18 +49,22 @@ def main(argv: list[str] | None = None) -> int:
         ds = resolve_dataset(args.dataset).sample(args.max_images)
         codecs = split_list(args.codec)
         qualities = parse_qualities(codecs, args.quality)
-        planned = len(ds.files) * sum(len(v) for v in qualities.values())
+        planned = len(ds.files) * sum(len(v) for v in qualities.values()) * len(tasks)
         df = _frame(found.values())
         write_results(df, out)
         root, base = portable_root(ds.root)
         metrics = [c for c in ("psnr", "ssim", "ms_ssim", "vif", "mse", "mae") if c in df.columns]
-        meta = run_metadata(["nicviz", "sweep", args.dataset, "--codec", args.codec, "--quality", args.quality,
-                             *(["--max-images", str(args.max_images)] if args.max_images else []), "--out", str(out)],
+        command = ["nicviz", "sweep", args.dataset, "--task", args.task,
+                   *(["--classifier", args.classifier] if args.classifier else []), "--codec", args.codec,
+                   "--quality", args.quality, *(["--max-images", str(args.max_images)] if args.max_images else []),
+                   "--out", str(out)]
+        per_image = max(len(v) for v in qualities.values()) * len(tasks)
+        rows_of = df.groupby("image").size()
+        meta = run_metadata(command,
                             dataset=ds.name, dataset_root=root, dataset_root_base=base, codecs=codecs,
-                            qualities=qualities, metrics=metrics, task=args.task, rows=len(df), errors=0, seed=0,
-                            partial=True, planned_rows=planned,
-                            images_finished=sorted(df.groupby("image")["quality"].nunique()
-                                                   .loc[lambda s: s == max(len(v) for v in qualities.values())].index))
+                            qualities=qualities, metrics=metrics, task=",".join(tasks), rows=len(df), errors=0,
+                            seed=0, partial=True, planned_rows=planned,
+                            images_finished=sorted(rows_of[rows_of == per_image].index))
         write_json_atomic(meta, meta_path(out))
         _journal_path(out).unlink(missing_ok=True)
         print(f"{out}: {len(df)} of {planned} planned rows; metadata written (partial)")

@@ -206,3 +206,19 @@ def test_reference_curves_take_their_codecs_colour():
 
     names = [c for c in list_codecs() if get_codec(c).rate_mode != RATE_ESTIMATED] + ["bpg", "vtm", "hm"]
     assert len({codec_color(n) for n in names}) == len(names)
+
+
+def test_whole_images_keeps_only_the_images_of_every_quality_per_codec_and_task():
+    """A growing per-image sweep: its half-finished image is left out of its curve, the
+    other codec's rows are untouched (it has its own qualities)."""
+    from nicviz.results import whole_images
+
+    rows = [("a", "ovf", 1, "classify"), ("a", "ovf", 4, "classify"), ("b", "ovf", 1, "classify"),
+            ("b", "ovf", 4, "classify"), ("c", "ovf", 1, "classify"),  # c: the sweep is at its first rate
+            ("c", "ovf", 1, "classify:robust"), ("c", "ovf", 4, "classify:robust"),  # but done for robust
+            ("a", "jpeg", 10, "classify"), ("c", "jpeg", 10, "classify")]
+    df = pd.DataFrame(rows, columns=["image", "codec", "quality", "task"])
+    kept = whole_images(df)
+    assert sorted(map(tuple, kept.to_numpy())) == sorted(r for r in rows if r != ("c", "ovf", 1, "classify"))
+    assert len(whole_images(df, ("codec",))) == len(df)  # by codec alone, c has both rates
+    assert whole_images(df.iloc[0:0]).empty

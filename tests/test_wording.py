@@ -93,6 +93,10 @@ def test_counts_have_their_grammar_and_p_values_are_rounded():
     assert "The 1 melanoma was not recognised (1 on the originals)" in text
     assert "1 was called nevus" in text and "1 of 1 image got" in text and "1 were" not in text
     assert "with 1 image **we cannot tell**" in text
+    # the sentences after the list of malignant classes are a paragraph of their own (a blank
+    # line), not a continuation of the list's last item (as the page once drew them)
+    listed, _, after = text.partition("- The 1 melanoma")[2].partition("\n\n")
+    assert after.startswith("Accuracy") and "Accuracy" not in listed
 
 
 def test_originals_sentence_counts_the_malignant_classes_first():

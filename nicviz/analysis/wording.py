@@ -153,7 +153,8 @@ def plain_summary(summary_row: pd.Series, rows: pd.DataFrame) -> str:
     malignant classes first, then overall accuracy with its exact 95 % interval, worded
     as the interval allows."""
     r = summary_row
-    lines = [f"At about **{r['bpp']:.2f} bits per pixel** ({r['codec']} quality {r['quality']:g}):"]
+    head = f"At about **{r['bpp']:.2f} bits per pixel** ({r['codec']} quality {r['quality']:g}):"
+    lines: list[str] = []
     for _, c in class_outcomes(rows).iterrows():
         if not c["malignant"]:
             continue
@@ -169,8 +170,8 @@ def plain_summary(summary_row: pd.Series, rows: pd.DataFrame) -> str:
             n = int(c["called_instead_n"])
             s += f"; {n} {'was' if n == 1 else 'were'} called {c['called_instead']}"
         lines.append(s + ".")
-    if "drop" in r and pd.notna(r.get("drop")):
-        lines.append(_change_text(r))
+    after = [_change_text(r)] if "drop" in r and pd.notna(r.get("drop")) else []
     flips = int(r["flips"])
-    lines.append(f"{flips} of {count(int(r['images']), 'image')} got a different diagnosis after compression.")
-    return "  \n".join(lines)
+    after.append(f"{flips} of {count(int(r['images']), 'image')} got a different diagnosis after compression.")
+    # a blank line after the list: the sentences below it are a paragraph, not part of its last item
+    return "\n\n".join(part for part in (head, "\n".join(lines), "  \n".join(after)) if part)

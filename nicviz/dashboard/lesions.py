@@ -24,7 +24,7 @@ from nicviz.dashboard.widgets import (
     quality_picker,
     size_guard,
 )
-from nicviz.results import fitting_iterations
+from nicviz.results import fitting_iterations, whole_images
 from nicviz.tasks.classify.models import ISIC_MODELS, MODELS_DIR
 
 __all__ = ["lesion_check", "study_evidence", "classifier_name", "class_maps"]
@@ -206,7 +206,7 @@ def study_evidence(frames: dict, codec: str | None, bpp: float | None = None, ta
         if "jpeg" not in measured:
             return
         codec = "jpeg"
-    rows = df[df["codec"] == codec]
+    rows = whole_images(df[df["codec"] == codec])  # as the summary: the images of every quality
     summary = summary_table(str(path), path.stat().st_mtime, task, codec)
     first = rows[rows["quality"] == summary["quality"].iloc[0]]
     its = fitting_iterations(rows["codec_settings"].dropna().iloc[0]) if "codec_settings" in rows and \

@@ -14,11 +14,13 @@ __all__ = ["summary_table", "bd_classifier_tables", "bd_codec_table"]
 @st.cache_data(show_spinner=False, max_entries=64)
 def summary_table(path: str, mtime: float, task: str, codec: str | None = None):
     """:func:`~nicviz.analysis.classification_summary` of one classifier's rows of a
-    results file (one codec's, when given), computed once per file version."""
+    results file (one codec's, when given), over the images measured at every quality of
+    their codec, computed once per file version."""
     from nicviz.analysis import classification_summary
+    from nicviz.results import whole_images
 
     df = load_results(path, mtime)
-    df = df[df["task"].astype(str) == task]
+    df = whole_images(df[df["task"].astype(str) == task])  # a growing sweep: its finished images only
     return classification_summary(df if codec is None else df[df["codec"] == codec])
 
 

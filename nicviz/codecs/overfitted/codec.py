@@ -73,7 +73,7 @@ class OverfittedCodec(Codec):
         self.iterations = int(iterations or PRESETS.get(name, PRESETS["overfitted"]))
         self.config = config or Config()
         self.scale = QualityScale(1, 8, (1, 2, 3, 4, 5, 6, 7, 8),
-                                  "lambda ladder: lambda = 0.012 x 2^(-0.9 (q - 1)); higher = more bits",
+                                  "higher = more bits; a lambda ladder, lambda = 0.012 x 2^(-0.9 (q - 1))",
                                   continuous=True)
         self.description = (f"per-image overfitted decoder (COOL-CHIC family), {self.iterations} fitting "
                             f"iterations; no pretrained weights; {macs_per_pixel(self.config):,.0f} MAC/pixel to decode")
