@@ -111,7 +111,10 @@ table = pd.DataFrame([{"": label, "codec": r[0], "quality": r[1], **{k: r[2][k] 
                       for label, r in results.items()])
 st.dataframe(table, hide_index=True, column_config={
     "codec": st.column_config.TextColumn("codec", width="medium"),
-    "rate_mode": st.column_config.TextColumn("rate", help="bitstream: measured from the bytes written")})
+    "rate_mode": st.column_config.TextColumn("rate", help="bitstream: measured from the bytes written"),
+    "decode_s": st.column_config.NumberColumn("decode_s", help="Empty for the neural minis: their encoder's own "
+                                              "reconstruction is what the decoder gives, bit for bit (tested), so "
+                                              "the page skips the second pass. Sweeps always decode.")})
 for label, r in results.items():
     st.markdown(f"**{label}** `{r[0]}` q{r[1]}: **{r[2]['bpp']:.3f} bpp**, PSNR **{r[2]['psnr']:.2f} dB**, "
                 f"SSIM {r[2]['ssim']:.4f}", help="All metrics on RGB, reference first.")

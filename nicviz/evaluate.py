@@ -27,7 +27,8 @@ class Evaluation:
 
 def evaluate(rgb: np.ndarray, codec: Codec | str, quality: float,
              metrics: Sequence[str] = METRICS, parallel_metrics: bool = False,
-             progress: Callable[[int, int, float, float], bool | None] | None = None) -> Evaluation:
+             progress: Callable[[int, int, float, float], bool | None] | None = None,
+             decode: bool = True) -> Evaluation:
     """Compress ``rgb`` with ``codec`` at ``quality`` and measure the reconstruction.
 
     The row holds ``codec, quality, width, height, bytes, bpp, encode_s, decode_s,
@@ -36,6 +37,10 @@ def evaluate(rgb: np.ndarray, codec: Codec | str, quality: float,
     whose encoder computes its own reconstruction adds ``recon_sha256`` (of the encoder's
     reconstruction) and ``bit_exact`` (the decoded bitstream equals it). ``progress`` is
     passed to encoders that report it (the overfitted codec: ``(iteration, total, bpp, psnr)``).
+
+    ``decode=False`` (an interactive page) takes the encoder's own reconstruction where the
+    codec offers one its decoder reproduces bit for bit (the wavefront minis; tested), and
+    skips the second pass: ``decode_s`` is then ``nan``. Sweeps always decode.
     """
     codec = get_codec(codec) if isinstance(codec, str) else codec
     codec.require_available()
@@ -51,10 +56,17 @@ def evaluate(rgb: np.ndarray, codec: Codec | str, quality: float,
         data, nbytes = None, bits / 8.0
     else:
         t0 = time.perf_counter()
-        data = codec.encode_reporting(rgb, q, progress)
+        own_recon = None
+        if decode or progress is not None:
+            data = codec.encode_reporting(rgb, q, progress)
+        else:
+            data, own_recon = codec.encode_with_reconstruction(rgb, q)
         t1 = time.perf_counter()
-        recon = codec.decode(data)
-        dec = time.perf_counter() - t1
+        if own_recon is not None:
+            recon, dec = own_recon, float("nan")
+        else:
+            recon = codec.decode(data)
+            dec = time.perf_counter() - t1
         enc = t1 - t0
         nbytes = len(data)
     if recon.shape != rgb.shape:

@@ -117,6 +117,12 @@ class Codec(ABC):
     def encode(self, rgb: np.ndarray, quality: float) -> bytes:
         """Compress ``rgb`` at ``quality``."""
 
+    def encode_with_reconstruction(self, rgb: np.ndarray, quality: float) -> tuple[bytes, np.ndarray | None]:
+        """The bitstream and, for a codec whose decoder reproduces its encoder bit for bit
+        (tested), the encoder's own reconstruction: an interactive page can skip the decode.
+        ``None`` for the others."""
+        return self.encode(rgb, quality), None
+
     def encode_reporting(self, rgb: np.ndarray, quality: float,
                          progress: Callable[[int, int, float, float], bool | None] | None) -> bytes:
         """:meth:`encode`, calling ``progress(iteration, total, bpp, psnr)`` while it works

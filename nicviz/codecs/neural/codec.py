@@ -170,6 +170,9 @@ class NeuralCodec(Codec):
     def encode(self, rgb: np.ndarray, quality: float) -> bytes:
         return self.encode_reconstruct(rgb, quality, reconstruct=False)[0]
 
+    def encode_with_reconstruction(self, rgb: np.ndarray, quality: float) -> tuple[bytes, np.ndarray | None]:
+        return self.encode_reconstruct(rgb, quality)
+
     def encode_reconstruct(self, rgb: np.ndarray, quality: float,
                            reconstruct: bool = True) -> tuple[bytes, np.ndarray | None]:
         """The bitstream and, with the wavefront schedule, the encoder's own
