@@ -12,6 +12,8 @@
 #   OUT=out DATA=.traindata/train_natural scripts/train_gpu.sh [A_SECONDS] [B_SECONDS]
 #   VARIABLE_RATE=1 ... scripts/train_gpu.sh SECONDS   (phase V: the variable-rate minis, see below;
 #   then `nicviz train export` and scripts/eval_variable_rate.py on the CPU machine)
+#   DRY_RUN=STEPS: every run trains STEPS steps instead of a time budget (DEVICE=cpu BATCH=2
+#   PATCH=128 for a CPU check of the same code path; tests/test_train.py runs phase V so)
 # Where the machine lacks CompressAI, wheels in .whl/ are installed to /tmp/site first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,8 @@ DEVICE=${DEVICE:-auto}
 BATCH=${BATCH:-16}
 PATCH=${PATCH:-256}
 COMMON=(--N 64 --batch "$BATCH" --patch "$PATCH" --threads 1 --device "$DEVICE" --data "$DATA" --log-every 50 --ckpt-every 60)
+# the length of a run: a time budget, or with DRY_RUN a few steps
+budget() { if [ -n "${DRY_RUN:-}" ]; then echo "--steps $DRY_RUN"; else echo "--time-budget $1"; fi; }
 LOGS=$CK/logs
 mkdir -p "$OUT" "$CK" "$LOGS"
 if [ -d .whl ] && ! $PY -c "import compressai" 2>/dev/null; then
@@ -39,7 +43,7 @@ nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv 2>/dev/null
 
 # wait for a phase's background runs (in $pids), show the GPU once, then the last log lines
 wait_phase() {
-  sleep 45; nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv 2>/dev/null || true
+  sleep "${WAIT_S:-45}"; nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv 2>/dev/null || true
   for p in "${pids[@]}"; do wait "$p" || echo "phase $1 process $p failed"; done
   tail -n 2 "$LOGS"/"$1"-*.log
 }
@@ -52,7 +56,7 @@ if [ -n "${VARIABLE_RATE:-}" ]; then
   for arch in cheng2020-anchor cheng2020-attn; do
     $PY -m nicviz.training.nic run --arch $arch --levels "${LEVELS:-8}" --lr "${V_LR:-1e-4}" --warmup 300 \
       --precision "${PRECISION:-fp32}" --channels-last --init-from "nicviz/models/$arch-mini-q3.pt" \
-      --time-budget "$A_SECONDS" "${COMMON[@]}" --ckpt "$CK/V-$arch.pt" > "$LOGS/V-$arch.log" 2>&1 &
+      $(budget "$A_SECONDS") "${COMMON[@]}" --ckpt "$CK/V-$arch.pt" > "$LOGS/V-$arch.log" 2>&1 &
     pids+=($!)
   done
   wait_phase V
@@ -75,7 +79,7 @@ if [ -n "${CONTINUE_FROM:-}" ]; then
   pids=()
   for init in "$CONTINUE_FROM"/*-q?.pt; do
     b=$(basename "$init" .pt); arch=${b%-q*}; q=${b##*-q}
-    $PY -m nicviz.training.nic run --arch "$arch" --quality "$q" --lr "${C_LR:-1e-4}" --warmup 100 --time-budget "$A_SECONDS" \
+    $PY -m nicviz.training.nic run --arch "$arch" --quality "$q" --lr "${C_LR:-1e-4}" --warmup 100 $(budget "$A_SECONDS") \
       --init-from "$init" "${COMMON[@]}" --ckpt "$CK/C-$b.pt" > "$LOGS/C-$b.log" 2>&1 &
     pids+=($!)
   done
@@ -93,7 +97,7 @@ fi
 
 pids=()
 for arch in cheng2020-anchor cheng2020-attn; do
-  $PY -m nicviz.training.nic run --arch $arch --quality 3 --lr 3e-4 --warmup 200 --time-budget "$A_SECONDS" \
+  $PY -m nicviz.training.nic run --arch $arch --quality 3 --lr 3e-4 --warmup 200 $(budget "$A_SECONDS") \
     "${COMMON[@]}" --ckpt "$CK/A-$arch-q3.pt" > "$LOGS/A-$arch.log" 2>&1 &
   pids+=($!)
 done
@@ -110,7 +114,7 @@ nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv 2>/dev/null
 pids=()
 for arch in cheng2020-anchor cheng2020-attn; do
   for q in $QUALITIES; do
-    $PY -m nicviz.training.nic run --arch $arch --quality "$q" --lr 1e-4 --warmup 50 --time-budget "$B_SECONDS" \
+    $PY -m nicviz.training.nic run --arch $arch --quality "$q" --lr 1e-4 --warmup 50 $(budget "$B_SECONDS") \
       --init-from "$CK/A-$arch-q3.pt" "${COMMON[@]}" --ckpt "$CK/$arch-q$q.pt" > "$LOGS/B-$arch-q$q.log" 2>&1 &
     pids+=($!)
   done

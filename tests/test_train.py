@@ -568,3 +568,40 @@ def test_the_recipe_comparison_runs_end_to_end_in_a_dry_run(tmp_path):
     meta = json.loads((out / "recipes.csv.meta.json").read_text())
     assert meta["dataset"] == "imgs" and meta["seed"] == 0 and str(tmp_path) not in json.dumps(meta)
     assert mod.main(["--start", "x.pt", "--variants", "nonsense"]) == 2
+
+
+def test_the_gpu_script_runs_its_variable_rate_phase_on_the_cpu_in_a_dry_run(tmp_path):
+    """scripts/train_gpu.sh as a lent accelerator would run it (VARIABLE_RATE=1), with
+    DRY_RUN=2 steps on the CPU: both architectures train from their shipped q3 weights side
+    by side and come back packed, slim, variable-rate."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    data = write_builtin_samples(tmp_path / "imgs", ("chelsea", "coffee")).root
+    env = {**os.environ, "VARIABLE_RATE": "1", "DRY_RUN": "2", "DEVICE": "cpu", "BATCH": "2", "PATCH": "128",
+           "PRECISION": "bf16",  # channels-last on the CPU needs bf16 (fp32 crashes torch's backward)
+           "WAIT_S": "0", "OUT": str(tmp_path / "out"), "CK": str(tmp_path / "ck"), "DATA": str(data),
+           "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(["bash", str(root / "scripts" / "train_gpu.sh"), "60"], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    for arch in ("cheng2020-anchor", "cheng2020-attn"):
+        with tarfile.open(tmp_path / "out" / f"V-{arch}.tgz") as tar:
+            tar.extractall(tmp_path / "unpacked", filter="data")
+        state = torch.load(tmp_path / "unpacked" / f"{arch}-mini.pt", weights_only=True)
+        assert state["step"] == 2 and state["args"]["levels"] == 8 and "opt" not in state, arch
+        assert state["base_from"] == f"{arch}-mini-q3.pt"
+
+
+def test_float32_channels_last_on_the_cpu_is_refused_in_one_line(tmp_path, capsys):
+    from nicviz.training.nic import main
+
+    assert main([*_argv(tmp_path, tmp_path / "m.pt", 2), "--channels-last"]) == 2
+    err = capsys.readouterr().err
+    assert "needs --precision bf16" in err and err.count("\n") == 1
+    assert not (tmp_path / "m.pt").exists()
+

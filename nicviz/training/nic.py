@@ -87,6 +87,10 @@ class Trainer:
         self.levels = int(cfg.get("levels", 0) or 0)
         self.precision = cfg.get("precision", "fp32")
         self.channels_last = bool(cfg.get("channels_last", False))
+        if self.channels_last and self.precision == "fp32" and not self.device.startswith("cuda"):
+            # measured: torch 2.14.1's float32 channels-last CPU backward corrupts the heap; bf16 trains
+            raise ValueError("--channels-last on the CPU needs --precision bf16 (float32 channels-last crashes "
+                             "torch's CPU backward)")
         if self.levels:
             from nicviz.codecs.neural.gained import lambda_for
 
