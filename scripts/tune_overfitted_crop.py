@@ -19,6 +19,7 @@ from PIL import Image
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 from nicviz.codecs.overfitted.codec import lambda_for
+from nicviz.codecs.overfitted.fit import learning_rate
 from nicviz.codecs.overfitted.model import LIMIT, Config, OverfittedModel
 
 
@@ -71,12 +72,7 @@ def run(rgb, lam, iters, mode, latent_lr, lr, noise_share, seed=0, cfg=None, kum
     opt = torch.optim.Adam([{"params": net, "scale": 1.0}, {"params": lat, "scale": latent_lr / lr}], lr=lr)
     n1 = int(iters * noise_share)
     for it in range(iters):
-        if it < n1:
-            frac = it / n1
-            rate = lr * 0.5 * (1 + math.cos(math.pi * frac))
-        else:
-            frac = (it - n1) / max(1, iters - n1)
-            rate = st_lr * lr * 0.5 * (1 + math.cos(math.pi * frac))
+        rate = learning_rate(it, iters, lr, n1, st_lr)
         for g in opt.param_groups:
             g["lr"] = rate * g["scale"]
         ys = []

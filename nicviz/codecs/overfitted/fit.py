@@ -35,7 +35,7 @@ import numpy as np
 
 from nicviz.codecs.overfitted.model import LIMIT, Config, OverfittedModel
 
-__all__ = ["FitResult", "fit", "Cancelled"]
+__all__ = ["FitResult", "fit", "Cancelled", "learning_rate"]
 
 
 class Cancelled(Exception):
@@ -49,6 +49,17 @@ class FitResult:
     seconds: float
     #: (iteration, bpp estimate, PSNR) at each report
     history: list
+
+
+def learning_rate(it: int, iterations: int, lr: float, n_noise: int, final_scale: float = 0.1) -> float:
+    """The fit's schedule: a cosine from ``lr`` over the first ``n_noise`` iterations (the
+    noise / soft-rounding phase), then a second cosine from ``final_scale x lr`` over the
+    straight-through phase (C3, Kim et al., CVPR 2024, restarts lower for its last phase)."""
+    if it < n_noise:
+        frac = it / n_noise  # as written before: the same floats, the same fits
+        return lr * 0.5 * (1 + math.cos(math.pi * frac))
+    frac = (it - n_noise) / max(1, iterations - n_noise)
+    return final_scale * lr * 0.5 * (1 + math.cos(math.pi * frac))
 
 
 def softround(y, t: float):
@@ -96,12 +107,7 @@ def fit(rgb: np.ndarray, lam: float, iterations: int, config: Config | None = No
     autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
                               enabled=precision == "bf16")
     for it in range(iterations):
-        if it < n_noise:
-            frac = it / n_noise
-            rate = lr * 0.5 * (1 + math.cos(math.pi * frac))
-        else:
-            frac = (it - n_noise) / max(1, iterations - n_noise)
-            rate = 0.1 * lr * 0.5 * (1 + math.cos(math.pi * frac))
+        rate = learning_rate(it, iterations, lr, n_noise)
         for g in opt.param_groups:
             g["lr"] = rate * g["scale"]
         ys = []
