@@ -137,14 +137,17 @@ def test_every_page_in_chromium(server):
         for name, path in PAGES.items():
             pg.goto(f"{server}/{path}", wait_until="domcontentloaded")
             _wait_idle(pg)
+            if name == "skin_lesions" and DATA_OK:
+                # the check classifies, compresses and classifies again before its verdict: on a
+                # loaded machine the page can look idle between its reruns, so wait for the answer
+                verdict = pg.locator('.st-key-sk_verdict [data-testid="stAlert"]')
+                verdict.first.wait_for(timeout=240_000)
+                _wait_idle(pg)
+                assert verdict.count() == 1 and "original" in verdict.inner_text().lower()
             assert pg.locator('[data-testid="stException"]').count() == 0, name
             # an error box is a failure, unless it is the Skin lesions verdict (red for a missed melanoma)
             errors = pg.locator('[data-testid="stAlertContentError"]:not(.st-key-sk_verdict *)')
             assert errors.count() == 0, f"{name}: {errors.all_inner_texts()}"
-            if name == "skin_lesions" and DATA_OK:
-                verdict = pg.locator('.st-key-sk_verdict [data-testid="stAlert"]')
-                assert verdict.count() == 1, "the lesion check gave no verdict"
-                assert "original" in verdict.inner_text().lower()
             assert pg.locator("h1").count() >= 1, name
             # a deep link gets the app's own menu (app.py ran), not Streamlit's folder listing
             nav = pg.locator('[data-testid="stSidebarNav"]').inner_text()
