@@ -214,6 +214,7 @@ def test_one_sessions_bad_sweep_breaks_no_other_session(server):
             _wait_idle(pg)
             _choose(pg, "Dataset", "my own images (upload)")
             pg.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bad))
+            pg.get_by_text("not-an-image.png").first.wait_for(timeout=60_000)  # the upload has arrived
             _wait_idle(pg)
             pg.get_by_role("button", name="Run", exact=True).click()
             pg.get_by_text("No row could be computed").first.wait_for(timeout=180_000)
