@@ -430,3 +430,39 @@ def test_a_peer_that_never_speaks_dask_is_given_up_on(tiny, tmp_path):
     finally:
         server.close()
     assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.parametrize("reply", [b"\xff" * 64, b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"])
+def test_a_peer_that_answers_other_bytes_is_one_line(tiny, tmp_path, reply):
+    """A port that answers with bytes that are not Dask's (a huge frame length, an HTTP
+    reply): one line naming the address, never the allocation error a frame length of
+    exbibytes caused."""
+    import socket
+    import threading
+
+    from nicviz.executors import DaskExecutor
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(30)
+
+    def answer() -> None:
+        try:
+            while True:
+                conn, _ = server.accept()
+                conn.sendall(reply)
+        except OSError:
+            return
+
+    threading.Thread(target=answer, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    try:
+        ex = DaskExecutor(address, timeout_s=1)
+        with pytest.raises(NicvizError, match="cannot reach the Dask scheduler") as err:
+            run_sweep(tiny, ["jpeg"], {"jpeg": [30]}, tmp_path / "r.csv", metrics=("psnr",), progress=False,
+                      executor=ex)
+    finally:
+        server.close()
+    assert "\n" not in str(err.value) and address in str(err.value)
+    assert not (tmp_path / "r.csv").exists()
