@@ -124,20 +124,24 @@ rows = []
 for codec in codecs:
     if codec == anchor:
         continue
+    # two curves are compared on the images both have (a growing sweep's 2 images against its anchor's 24
+    # would mix the images' difficulty into the codecs' difference)
+    shared = sorted(set(df.loc[df["codec"] == codec, "image"]) & set(df.loc[df["codec"] == anchor, "image"]))
+    pair = df[df["codec"].isin((codec, anchor)) & df["image"].isin(shared)]
     try:
-        res = bd_rate(df, anchor, codec, metric=metric)
+        res = bd_rate(pair, anchor, codec, metric=metric)
         note = "" if res.overlap >= 0.5 else "the curves share little of their quality range: a rough figure"
-        rows.append({"codec": codec, "from": source.get(codec, ""), "BD-rate (%)": round(res.bd_rate, 1),
-                     "overlap (%)": round(100 * res.overlap),
+        rows.append({"codec": codec, "from": source.get(codec, ""), "images": len(shared),
+                     "BD-rate (%)": round(res.bd_rate, 1), "overlap (%)": round(100 * res.overlap),
                      "points": res.test_points, "anchor points": res.anchor_points, "note": note})
     except (ValueError, ZeroDivisionError) as exc:
-        rows.append({"codec": codec, "from": source.get(codec, ""), "BD-rate (%)": None, "overlap (%)": None,
-                     "points": None,
-                     "anchor points": None, "note": str(exc).splitlines()[0]})
+        rows.append({"codec": codec, "from": source.get(codec, ""), "images": len(shared), "BD-rate (%)": None,
+                     "overlap (%)": None, "points": None,
+                     "anchor points": None, "note": str(exc).splitlines()[0] if shared else "no image in common"})
 if rows:
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.caption(f"Bjontegaard delta rate against {anchor} ({source.get(anchor, '')}) on {METRIC_LABELS[metric]} (pchip, mean curves over the "
-               "selected images); negative means fewer bits for the same quality. It averages over the quality "
+               "selected images that both curves have: 'images'); negative means fewer bits for the same quality. It averages over the quality "
                "range both curves cover: 'overlap' is that share of the narrower curve's range.")
 
 st.subheader("Per-quality means")

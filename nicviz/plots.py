@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,11 @@ _FIXED = {"jpeg": 0, "webp": 1, "avif": 2, "jpeg2000": 3, "jpegxl": 4, "heif": 5
 
 
 def codec_color(codec: str) -> str:
-    """The same colour for a codec in every chart (a user's curve, ``jpeg (my-sweep)``, gets another)."""
+    """The same colour for a codec in every chart (a user's curve, ``jpeg (my-sweep)``, gets
+    another); a per-image codec labelled with its effort, ``overfitted (3,000 it.)``, keeps its own."""
+    effort = re.fullmatch(r"(.+) \([\d,]+ it\.\)", codec)
+    if effort and effort.group(1) in _FIXED:
+        codec = effort.group(1)
     if codec in _FIXED:
         return _PALETTE[_FIXED[codec]]
     return _PALETTE[sum(map(ord, codec)) % len(_PALETTE)]

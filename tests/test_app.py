@@ -498,3 +498,27 @@ def test_rate_distortion_opens_on_kodak_beside_the_overfitted_isic_sweep(results
     assert not at.exception and not at.error
     assert at.selectbox(key="rd_dataset").value == "kodak"
     assert set(at.selectbox(key="rd_dataset").options) == {"kodak", "isic-test"}
+
+
+def test_bd_rate_compares_a_growing_sweep_on_the_images_it_shares_with_the_anchor(results_root, tmp_path,
+                                                                                   monkeypatch):
+    """A codec swept on one image of three is compared with the anchor on that image, not with
+    the anchor's mean over all three (the images' difficulty is not the codec's merit)."""
+    import shutil
+
+    from nicviz.analysis import bd_rate
+
+    small = pd.read_csv(results_root / "kodak" / "small.csv")
+    grown = small[(small["codec"] == "jpeg") | (small["image"] == "coffee.png")]
+    (tmp_path / "kodak").mkdir()
+    grown.to_csv(tmp_path / "kodak" / "grown.csv", index=False)
+    shutil.copy(results_root / "kodak" / "small.csv.meta.json", tmp_path / "kodak" / "grown.csv.meta.json")
+    monkeypatch.setenv("NICVIZ_RESULTS", str(tmp_path))
+    at = page("app_pages/rate_distortion.py").run()
+    assert not at.exception and not at.error
+    bd = frame(at, "BD-rate (%)").set_index("codec")
+    assert bd.loc["webp", "images"] == 1
+    on_coffee = bd_rate(small[small["image"] == "coffee.png"], "jpeg", "webp").bd_rate
+    over_all = bd_rate(grown, "jpeg", "webp").bd_rate
+    assert abs(on_coffee - over_all) > 0.5  # the two readings differ: the test can tell them apart
+    assert bd.loc["webp", "BD-rate (%)"] == round(on_coffee, 1)

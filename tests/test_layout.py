@@ -206,6 +206,8 @@ def test_reference_curves_take_their_codecs_colour():
 
     names = [c for c in list_codecs() if get_codec(c).rate_mode != RATE_ESTIMATED] + ["bpg", "vtm", "hm"]
     assert len({codec_color(n) for n in names}) == len(names)
+    # the overfitted curve labelled with its effort keeps its colour (it had drawn in WebP's blue)
+    assert codec_color("overfitted (3,000 it.)") == codec_color("overfitted") != codec_color("webp")
 
 
 def test_whole_images_keeps_only_the_images_of_every_quality_per_codec_and_task():

@@ -135,7 +135,7 @@ def originals_sentence(rows: pd.DataFrame) -> str:
 def _change_text(r: pd.Series) -> str:
     """Accuracy before and after, the change with its interval, one sign throughout."""
     drop, lo, hi = float(r["drop"]), float(r["drop_lo"]), float(r["drop_hi"])
-    head = f"Accuracy went from **{r['accuracy_ref']:.0f} %** to **{r['accuracy']:.0f} %**"
+    head = f"Accuracy went from **{r['accuracy_ref']:.1f} %** to **{r['accuracy']:.1f} %**"  # the change's own precision
     if lo > 0:
         return (f"{head}: a drop of {drop:.1f} points (95 % interval: a drop of {lo:.1f} to {hi:.1f} points; "
                 f"{p_text(r['mcnemar_p'])}). Compression lowered the accuracy.")
