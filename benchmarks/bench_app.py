@@ -109,7 +109,16 @@ def page_times(root: Path, repeats: int = 3) -> dict[str, dict]:
     return out
 
 
-def _before(rev: str) -> dict[str, dict]:
+def mini_times(root: Path) -> list[float] | None:
+    """Compare's quality changes with the shipped anchor mini (``None``: not shipped)."""
+    from nicviz.codecs import get_codec
+
+    mini = get_codec("cheng2020-anchor-mini")
+    qs = mini.available_qualities() if mini.available else []
+    return time_changes(root, "cheng2020-anchor-mini", [qs[0], qs[-1], qs[0]]) if len(qs) >= 2 else None
+
+
+def _before(rev: str) -> dict:
     """:func:`page_times` of revision ``rev``, in a worktree and a subprocess of its own."""
     tmp = Path(tempfile.mkdtemp(prefix="nicviz-bench-before-"))
     tree = tmp / "tree"
@@ -121,7 +130,7 @@ def _before(rev: str) -> dict[str, dict]:
                              env=env, capture_output=True, text=True, check=False)
         if run.returncode:
             raise RuntimeError(f"measuring {rev} failed: {run.stderr.strip().splitlines()[-1:]}")
-        return json.loads(run.stdout.strip().splitlines()[-1])
+        return json.loads(run.stdout.strip().splitlines()[-1])  # {"pages": ..., "mini": ...}
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
 
@@ -136,11 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pages-json", metavar="ROOT", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.pages_json:  # the worker of --before
-        print(json.dumps(page_times(Path(args.pages_json))))
+        root = Path(args.pages_json)
+        print(json.dumps({"pages": page_times(root), "mini": mini_times(root)}))
         return 0
-    from nicviz.codecs import get_codec
-
-    before = _before(args.before) if args.before else None
+    measured = _before(args.before) if args.before else None
+    before = measured["pages"] if measured else None
     now = page_times(ROOT)
     head = "page              first render    warm render    one change   (seconds"
     print(head + (f"; before = {args.before}, after = this checkout)" if before else ")"))
@@ -156,12 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     jpeg = time_changes(ROOT, "jpeg", [20, 35, 60, 80, 45])
     print(f"JPEG, quality change -> new metrics: median {statistics.median(jpeg):.3f} s "
           f"(max {max(jpeg):.3f} s; goal < 0.5 s)")
-    mini = get_codec("cheng2020-anchor-mini")
-    qs = mini.available_qualities() if mini.available else []
-    if len(qs) >= 2:
-        t = time_changes(ROOT, "cheng2020-anchor-mini", [qs[0], qs[-1]])
+    t = mini_times(ROOT)
+    if t:
+        was = f"; before: median {statistics.median(measured['mini']):.2f} s" if measured and measured["mini"] else ""
         print(f"cheng2020-anchor-mini, quality change -> new metrics: median {statistics.median(t):.2f} s "
-              f"(real bitstream, autoregressive decoding on the CPU)")
+              f"(real bitstream, autoregressive decoding on the CPU{was})")
     else:
         print("cheng2020-anchor-mini: not shipped in this version", file=sys.stderr)
     return 0
