@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from nicviz.codecs.overfitted.model import CONTEXT, LIMIT, LOG_B_MAX, LOG_B_MIN, arm_exact, arm_exact_grid
+from nicviz.codecs.overfitted.model import CONTEXT, FRAC_BITS, LIMIT, LOG_B_MAX, LOG_B_MIN, arm_exact_grid
 
 __all__ = ["encode_latents", "decode_latents", "write_golomb", "read_golomb", "SCALES", "OFFSETS", "BitReader",
            "BitWriter", "StreamError"]
@@ -114,6 +114,33 @@ def encode_latents(ys: list, arm: dict) -> bytes:
     return enc.flush()
 
 
+def _fix_np(x: np.ndarray) -> np.ndarray:
+    """:func:`model._fix` in numpy, in place (the same IEEE operations, the same numbers)."""
+    np.clip(x, -LIMIT, LIMIT, out=x)
+    x *= 2.0 ** FRAC_BITS
+    np.round(x, out=x)  # half to even, as torch.round
+    x *= 2.0 ** -FRAC_BITS
+    return x
+
+
+def _arm_np(ctx: np.ndarray, arm: dict) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`model.arm_exact` in numpy: a front's few hundred latents pay numpy's small
+    per-operation cost instead of torch's (every product and sum is exact, so the result is
+    the encoder's to the bit)."""
+    h = _fix_np(np.maximum(ctx @ arm["w1"].T + arm["b1"], 0.0))
+    h = _fix_np(np.maximum(h @ arm["w2"].T + arm["b2"], 0.0))
+    out = _fix_np(h @ arm["w3"].T + arm["b3"])
+    return out[:, 0], out[:, 1]
+
+
+def _table_index_np(mu: np.ndarray, log_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`table_index` in numpy (the same IEEE operations)."""
+    s = np.clip(np.round((np.clip(log_b, LOG_B_MIN, LOG_B_MAX) - LOG_B_MIN) / _STEP), 0, SCALES - 1)
+    centre = np.round(mu)
+    o = np.clip(np.floor((mu - centre + 0.5) * OFFSETS), 0, OFFSETS - 1)
+    return (s * OFFSETS + o).astype(np.int64), centre
+
+
 def decode_latents(data: bytes, shapes: list[tuple[int, int]], arm: dict) -> list:
     """Inverse of :func:`encode_latents`: the grids (float64 torch, finest first)."""
     import torch
@@ -122,22 +149,19 @@ def decode_latents(data: bytes, shapes: list[tuple[int, int]], arm: dict) -> lis
     dec = RansDecoder()
     dec.set_stream(data)
     out = []
-    dy = torch.tensor([d for d, _ in CONTEXT])
-    dx = torch.tensor([d for _, d in CONTEXT])
+    dy = np.array([d for d, _ in CONTEXT]) + 2
+    dx = np.array([d for _, d in CONTEXT]) + 2
+    arm_np = {k: v.numpy() for k, v in arm.items()}
     for h, w in reversed(shapes):
-        pad = torch.zeros(h + 2, w + 4, dtype=torch.float64)
+        pad = np.zeros((h + 2, w + 4), dtype=np.float64)
         for rows, cols in fronts(h, w):
-            r = torch.from_numpy(rows)
-            c = torch.from_numpy(cols)
-            ctx = pad[r[:, None] + 2 + dy, c[:, None] + 2 + dx]
-            mu, log_b = arm_exact(ctx, arm)
-            idx, centre = table_index(mu, log_b)
-            sym = dec.decode_stream(*_tables_for(idx.tolist()))
-            val = torch.tensor(sym, dtype=torch.float64) + centre
-            if val.abs().max() > LIMIT:
+            mu, log_b = _arm_np(pad[rows[:, None] + dy, cols[:, None] + dx], arm_np)
+            idx, centre = _table_index_np(mu, log_b)
+            val = np.asarray(dec.decode_stream(*_tables_for(idx.tolist())), dtype=np.float64) + centre
+            if np.abs(val).max() > LIMIT:
                 raise StreamError("corrupt overfitted bitstream (a latent out of range)")
-            pad[r + 2, c + 2] = val
-        out.append(pad[2:, 2:-2].clone())
+            pad[rows + 2, cols + 2] = val
+        out.append(torch.from_numpy(pad[2:, 2:-2].copy()))
     return out[::-1]
 
 
