@@ -28,15 +28,19 @@ _PALETTE = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#
 _FIXED = {"jpeg": 0, "webp": 1, "avif": 2, "jpeg2000": 3, "jpegxl": 4, "heif": 5, "cheng2020-anchor-mini": 6,
           "cheng2020-attn-mini": 7, "cheng2020-anchor": 8, "cheng2020-attn": 9, "mbt2018-mean": 10,
           "mbt2018": 11, "bmshj2018-hyperprior": 12, "bmshj2018-factorized": 13, "bpg": 14, "vtm": 15,
-          "overfitted": 16, "overfitted-fast": 17, "overfitted-slow": 18, "hm": 19}
+          "hm": 19}
+#: the overfitted codec, nicviz's own neural codec, stands apart from every other curve (black)
+_OWN = {"overfitted": "#000000", "overfitted-fast": "#444444", "overfitted-slow": "#a6761d"}
 
 
 def codec_color(codec: str) -> str:
     """The same colour for a codec in every chart (a user's curve, ``jpeg (my-sweep)``, gets
     another); a per-image codec labelled with its effort, ``overfitted (3,000 it.)``, keeps its own."""
     effort = re.fullmatch(r"(.+) \([\d,]+ it\.\)", codec)
-    if effort and effort.group(1) in _FIXED:
+    if effort and (effort.group(1) in _FIXED or effort.group(1) in _OWN):
         codec = effort.group(1)
+    if codec in _OWN:
+        return _OWN[codec]
     if codec in _FIXED:
         return _PALETTE[_FIXED[codec]]
     return _PALETTE[sum(map(ord, codec)) % len(_PALETTE)]
