@@ -9,8 +9,8 @@ import streamlit as st
 
 from nicviz.analysis.ocr import PLATE_SELECTIONS, ocr_baseline, ocr_summary, select_plates
 from nicviz.analysis.tables import bd_score_table
-from nicviz.dashboard.plates import demo_plate_folder, plate_gallery, read_plate
-from nicviz.dashboard.tables import bd_codec_table
+from nicviz.dashboard.plates import demo_plate_folder, per_image_sweep, plate_gallery, read_plate
+from nicviz.dashboard.tables import bd_codec_table, merged_rows
 from nicviz.dashboard.widgets import (
     available_codecs,
     cached_evaluate,
@@ -22,7 +22,7 @@ from nicviz.dashboard.widgets import (
     size_guard,
 )
 from nicviz.plots import curve_figure
-from nicviz.results import dataset_folder, list_result_files, results_dir
+from nicviz.results import dataset_folder, fitting_iterations, list_result_files, results_dir
 from nicviz.tasks.ocr.plates import cer, diff_html, normalize, read_labels
 
 LEGEND = ('Legend: <span style="background:#d33;color:#fff">&nbsp;X&nbsp;</span> a character read wrong or '
@@ -34,16 +34,38 @@ st.caption("Can OCR (PP-OCRv6 via rapidocr) still read a compressed plate? Exact
 
 files = list_result_files("ocr")
 df = None
+beside: tuple[tuple[str, float], ...] = ()
+source: dict[str, str] = {}  # codec -> the results file its rows come from (for its stored bitstreams)
 if files:
     labels = {str(p.relative_to(results_dir())): p for p in files}
-    key = st.selectbox("Results file", list(labels), key="pl_file")
+    key = st.selectbox("Results file", [k for k in labels if not per_image_sweep(labels[k])]
+                       + [k for k in labels if per_image_sweep(labels[k])], key="pl_file")
     path = labels[key]
+    # sweeps of a per-image codec (the overfitted codec) on the same plates, drawn beside this file's codecs
+    dataset = results_meta(path).get("dataset")
+    others = [k for k in labels if k != key and per_image_sweep(labels[k])
+              and results_meta(labels[k]).get("dataset") == dataset]
+    if others and not per_image_sweep(path):
+        chosen = st.multiselect("Beside them, the overfitted codec (a sweep that grows across sessions)", others,
+                                default=others, key="pl_beside")
+        beside = tuple((str(labels[k]), labels[k].stat().st_mtime) for k in chosen)
     try:
-        df = load_results(str(path), path.stat().st_mtime)
-        df = df[df["task"] == "ocr"]
+        df, everything, kept = merged_rows(str(path), path.stat().st_mtime, "ocr", beside)
     except (ValueError, OSError) as exc:
-        st.error(f"{key}: {exc}")
+        st.error(f"{key}: {str(exc).splitlines()[0]}")
         df = None
+    if df is not None:
+        own = set(load_results(str(path), path.stat().st_mtime)["codec"].astype(str))  # its own rows win
+        for other, other_mtime in beside:
+            for c in set(load_results(other, other_mtime)["codec"].astype(str)) - own:
+                source.setdefault(c, other)
+        source = {str(c): source.get(str(c), str(path)) for c in df["codec"].unique()}
+        if beside and kept < everything:
+            its = sorted({f"{n:,}" for n in df["codec_settings"].dropna().map(fitting_iterations) if n}) \
+                if "codec_settings" in df else []
+            st.caption(f"Every codec on the **{kept} of {everything} plates** the overfitted sweep has finished (a "
+                       "seeded random sample), so all are held to the same plates"
+                       + (f"; the overfitted codec fits {' / '.join(its)} iterations a plate." if its else "."))
 else:
     st.info(f"No OCR results in {results_dir()}: run `nicviz plates FOLDER --out results/plates/mine.csv` or the "
             "'Run a sweep' page with task ocr. The live demo below works without them.")
@@ -76,8 +98,8 @@ if df is not None and not df.empty:
     if "jpeg" in set(df["codec"]) and df["codec"].nunique() > 1:
         with st.expander("BD-accuracy of each codec against JPEG"):
             with st.spinner("Bootstrapping the BD intervals..."):
-                bd_exact = bd_codec_table(str(path), path.stat().st_mtime, "ocr", "jpeg", "exact")
-                bd_cer = bd_codec_table(str(path), path.stat().st_mtime, "ocr", "jpeg", "cer", False)
+                bd_exact = bd_codec_table(str(path), path.stat().st_mtime, "ocr", "jpeg", "exact", beside=beside)
+                bd_cer = bd_codec_table(str(path), path.stat().st_mtime, "ocr", "jpeg", "cer", False, beside=beside)
             for title, b, scale, unit in (("Plates read exactly", bd_exact, 1, "points"),
                                           ("Character error rate", bd_cer, 100, "points of CER, negative: fewer errors")):
                 if b.empty:
@@ -98,7 +120,7 @@ if df is not None and not df.empty:
     sub = select_plates(df[(df.codec == codec) & (df.quality == quality)], which)
     st.markdown(f"{len(sub)} plate(s). {LEGEND}", unsafe_allow_html=True)
     if not sub.empty:
-        plate_gallery(sub, root, codec, quality)
+        plate_gallery(sub, root, codec, quality, source=source.get(str(codec)))
     st.download_button("Download these rows (CSV)", sub.to_csv(index=False).encode(), file_name="nicviz-plates.csv",
                        key="pl_csv")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -522,3 +523,53 @@ def test_bd_rate_compares_a_growing_sweep_on_the_images_it_shares_with_the_ancho
     over_all = bd_rate(grown, "jpeg", "webp").bd_rate
     assert abs(on_coffee - over_all) > 0.5  # the two readings differ: the test can tell them apart
     assert bd.loc["webp", "BD-rate (%)"] == round(on_coffee, 1)
+
+
+def test_plates_page_draws_the_overfitted_sweep_beside_the_others_on_its_plates(results_root, tmp_path,
+                                                                               monkeypatch):
+    """An overfitted-codec sweep of 3 of the 10 plates (a sweep still growing): the page adds
+    it beside the shipped file's codecs, holds every codec to those 3 plates, and its
+    gallery decodes the stored bitstreams (it never fits a plate again for display)."""
+    import shutil
+
+    from nicviz.codecs import register_codec, unregister_codec
+    from nicviz.codecs.overfitted.codec import OverfittedCodec
+    from nicviz.datasets import resolve_dataset
+    from nicviz.results import dataset_folder, meta_path
+
+    shutil.copytree(results_root / "plates", tmp_path / "plates")
+    meta = json.loads(meta_path(tmp_path / "plates" / "ocr.csv").read_text())
+    plates = resolve_dataset(str(dataset_folder(meta)))
+    assert plates.name == meta["dataset"]
+    fitted: list[int] = []
+
+    class Counted(OverfittedCodec):
+        def encode(self, rgb, quality, progress=None):
+            fitted.append(1)
+            return super().encode(rgb, quality, progress)
+
+    register_codec("overfitted-brief", lambda: Counted("overfitted-brief", iterations=10))
+    try:
+        out = tmp_path / "overfitted" / "plates.csv"
+        run_sweep(plates.sample(3), ["overfitted-brief"], {"overfitted-brief": [2]}, out, metrics=("psnr",),
+                  task="ocr", progress=False, bitstreams=tmp_path / "overfitted" / "plates-bitstreams")
+        sampled = set(pd.read_csv(out)["image"])
+        assert len(sampled) == 3 and len(fitted) == 3
+        monkeypatch.setenv("NICVIZ_RESULTS", str(tmp_path))
+        at = page("app_pages/plates.py").run()
+        assert not at.exception and not at.error
+        assert at.selectbox(key="pl_file").value == "plates/ocr.csv"
+        assert at.multiselect(key="pl_beside").value == ["overfitted/plates.csv"]
+        assert any("3 of 10 plates" in c.value for c in at.caption)
+        table = frame(at, "read exactly (%)")
+        assert set(table["codec"]) == {"jpeg", "overfitted-brief"}
+        at.selectbox(key="pl_codec").set_value("overfitted-brief").run()
+        at.selectbox(key="pl_which").set_value("all").run()
+        assert not at.exception and any("plates 1-3 of 3" in m.value for m in at.markdown)
+        assert len(fitted) == 3  # the gallery decoded the kept streams: no plate was fitted again
+        assert not [c.value for c in at.caption if "was not kept" in c.value]
+        at.multiselect(key="pl_beside").set_value([]).run()  # without it: the shipped file alone, all plates
+        assert set(frame(at, "read exactly (%)")["codec"]) == {"jpeg"}
+        assert not any("of 10 plates" in c.value for c in at.caption)
+    finally:
+        unregister_codec("overfitted-brief")
