@@ -46,8 +46,10 @@ if files:
     others = [k for k in labels if k != key and per_image_sweep(labels[k])
               and results_meta(labels[k]).get("dataset") == dataset]
     if others and not per_image_sweep(path):
-        chosen = st.multiselect("Beside them, the overfitted codec (a sweep that grows across sessions)", others,
-                                default=others, key="pl_beside")
+        # off by default: the study's figures over every plate come first; added, every codec is held to
+        # the plates the growing sweep has finished
+        chosen = st.multiselect("Compare with the overfitted codec on the plates its sweep has finished so far",
+                                others, default=[], key="pl_beside")
         beside = tuple((str(labels[k]), labels[k].stat().st_mtime) for k in chosen)
     try:
         df, everything, kept = merged_rows(str(path), path.stat().st_mtime, "ocr", beside)
