@@ -50,11 +50,16 @@ if files:
         # the plates the growing sweep has finished
         chosen = st.multiselect("Compare with the overfitted codec on the plates its sweep has finished so far",
                                 others, default=[], key="pl_beside")
-        beside = tuple((str(labels[k]), labels[k].stat().st_mtime) for k in chosen)
+        for k in chosen:  # a file that cannot be read is named and left out, never blamed on the main file
+            try:
+                load_results(str(labels[k]), labels[k].stat().st_mtime)
+                beside += ((str(labels[k]), labels[k].stat().st_mtime),)
+            except (ValueError, OSError) as exc:
+                st.warning(f"{k} is left out: {str(exc).splitlines()[0].replace(str(results_dir()), 'results')}")
     try:
         df, everything, kept = merged_rows(str(path), path.stat().st_mtime, "ocr", beside)
     except (ValueError, OSError) as exc:
-        st.error(f"{key}: {str(exc).splitlines()[0]}")
+        st.error(f"{key}: {str(exc).splitlines()[0].replace(str(results_dir()), 'results')}")
         df = None
     if df is not None:
         own = set(load_results(str(path), path.stat().st_mtime)["codec"].astype(str))  # its own rows win

@@ -575,3 +575,21 @@ def test_plates_page_draws_the_overfitted_sweep_beside_the_others_on_its_plates(
         assert not any("of 10 plates" in c.value for c in at.caption)
     finally:
         unregister_codec("overfitted-brief")
+
+
+def test_an_unreadable_overfitted_plates_file_is_named_and_left_out(results_root, tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(results_root / "plates", tmp_path / "plates")
+    (tmp_path / "overfitted").mkdir()
+    (tmp_path / "overfitted" / "plates.csv").write_bytes(b"\x00\xff not a results file")
+    meta = json.loads((tmp_path / "plates" / "ocr.csv.meta.json").read_text())
+    (tmp_path / "overfitted" / "plates.csv.meta.json").write_text(json.dumps({**meta, "codecs": ["overfitted-fast"]}))
+    monkeypatch.setenv("NICVIZ_RESULTS", str(tmp_path))
+    at = page("app_pages/plates.py").run()
+    assert not at.exception and not at.error
+    at.multiselect(key="pl_beside").set_value(["overfitted/plates.csv"]).run()
+    assert not at.exception and not at.error
+    assert any(w.value.startswith("overfitted/plates.csv is left out") for w in at.warning)
+    assert set(frame(at, "read exactly (%)")["codec"]) == {"jpeg"}
+    assert not any(str(tmp_path) in w.value for w in at.warning)
