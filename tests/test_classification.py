@@ -146,7 +146,7 @@ def test_keras_densenet201_h5_roundtrip(tmp_path):
     assert p.shape == (2, 9) and np.allclose(p.sum(axis=1), 1, atol=1e-4)
     # same input, same output as Keras itself (our resize + preprocessing, then the model)
     x = np.asarray(Image.fromarray(builtin_sample("chelsea")).resize((96, 96), Image.BILINEAR), np.float32) / 255
-    assert np.allclose(model.predict(x[None], verbose=0)[0], p[0], atol=1e-4)
+    assert np.allclose(np.asarray(model(x[None], training=False))[0], p[0], atol=1e-4)
     with pytest.raises(ValueError, match="class names"):
         KerasClassifier(path, classes=["a", "b"])
     bad = tmp_path / "bad.h5"
