@@ -195,7 +195,7 @@ def _server_paths(log: Path) -> list[str]:
     return paths + ([str(root), str(root.resolve())] if root else [])
 
 
-def test_one_sessions_bad_sweep_breaks_no_other_session(server):
+def test_one_sessions_bad_sweep_breaks_no_other_session(server, tmp_path):
     """Sweep only bad uploads in one browser; Rate-distortion in a second one shows no
     exception or traceback, names a results file it cannot draw with its reason, and
     shows no server path."""
@@ -205,7 +205,7 @@ def test_one_sessions_bad_sweep_breaks_no_other_session(server):
     broken.parent.mkdir(parents=True, exist_ok=True)
     broken.write_text("image,codec\nx.png,jpeg\n")
     broken.with_name(broken.name + ".meta.json").write_text('{"task": "rd"}')
-    bad = Path(tempfile.mkdtemp(prefix="nicviz-bad-")) / "not-an-image.png"
+    bad = tmp_path / "not-an-image.png"
     bad.write_bytes(b"this is text, not a PNG")
     try:
         with _chromium() as ctx:
@@ -273,7 +273,7 @@ def _nav(pg, label: str) -> None:
     _wait_idle(pg)
 
 
-def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_turns(server):
+def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_turns(server, tmp_path):
     server, log = server
     with _chromium() as ctx:
         pg = ctx.new_page()
@@ -323,7 +323,7 @@ def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_tur
         # an inspector's own plate photo: uploaded, compressed, read before and after
         from nicviz.tasks.ocr.synthetic import write_plate_folder
 
-        plates = write_plate_folder(tempfile.mkdtemp(prefix="nicviz-plate-"), count=1, seed=3)
+        plates = write_plate_folder(tmp_path / "plate", count=1, seed=3)
         photo = next(Path(plates).glob("*.png"))
         text = (Path(plates) / "labels.csv").read_text().splitlines()[1].split(",")[1]
         pg.get_by_text("my own plate photo").click()

@@ -86,6 +86,35 @@ def test_fine_tune_records_its_origin(tmp_path):
     assert meta["steps"] == 5 and meta["fine_tune_steps"] == 2 and meta["fine_tuned_from"] == "q3.pt"
 
 
+def test_soap_lowers_the_loss_and_a_resumed_run_keeps_its_preconditioner(tmp_path):
+    """--optimizer soap (pytorch-optimizer's SOAP): the loss falls as with Adam, and a run
+    stopped after 7 steps resumes to the same weights as one run of 12 (the eigenbasis,
+    refreshed at step 10, is in the checkpoint)."""
+    import csv
+
+    pytest.importorskip("pytorch_optimizer", reason="pip package pytorch-optimizer is not installed")
+    ckpt = tmp_path / "soap.pt"
+    train(_args(tmp_path, ckpt, 40, optimizer="soap"))
+    rows = list(csv.DictReader(open(str(ckpt) + ".log.csv")))
+    first = sum(float(r["loss"]) for r in rows[:5]) / 5
+    last = sum(float(r["loss"]) for r in rows[-5:]) / 5
+    assert last < 0.8 * first, (first, last)
+    from nicviz.training.nic import Trainer
+
+    straight, split = tmp_path / "a.pt", tmp_path / "b.pt"
+    train(_args(tmp_path, straight, 12, optimizer="soap"))
+    stopped = Trainer(_args(tmp_path, split, 12, optimizer="soap"))  # the same run, stopped after 7 steps
+    c = stopped.cfg
+    for _ in range(7):
+        stopped.step(lr_at(stopped.step_no, 12, c["lr"], c["warmup"], c["lr"] * c["final_lr_ratio"]))
+    stopped.save()
+    assert "Q" in torch.load(split, weights_only=True)["opt"]["state"][0]  # the eigenbasis is saved
+    train(_args(tmp_path, split, 12, optimizer="soap"))
+    a, b = (torch.load(p, weights_only=True)["model"] for p in (straight, split))
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+
+
 def test_time_budget_sets_and_keeps_the_step_count(tmp_path):
     from nicviz.training.nic import CALIBRATION
 

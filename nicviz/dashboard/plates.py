@@ -22,12 +22,16 @@ def ocr_engine():
 @st.cache_resource(show_spinner=False)
 def demo_plate_folder() -> str:
     """Generated plates with known text (``labels.csv``) for the demo without a data folder."""
+    import atexit
+    import shutil
     import tempfile
 
     from nicviz.tasks.ocr.synthetic import write_plate_folder
 
+    folder = tempfile.mkdtemp(prefix="nicviz-plates-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the server's own scratch: gone when it stops
     # the last six are small, blurred or noisy: at low rates compression makes OCR fail on them
-    return str(write_plate_folder(tempfile.mkdtemp(prefix="nicviz-plates-"), count=12, seed=7, hard=6))
+    return str(write_plate_folder(folder, count=12, seed=7, hard=6))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

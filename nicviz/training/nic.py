@@ -11,17 +11,14 @@ passed with a straight-through gradient, which is what ``compress``/``decompress
 reconstruct. Plain CompressAI training decodes ``y + noise`` and evaluates ``round(y)``,
 which costs about 0.8 dB against the real codec.
 
-Checkpoints (``weights_only``-loadable: tensors, numbers, strings) are written
-atomically every ``--ckpt-every`` seconds and at the end; rerunning the same command
-resumes at the saved step with the same optimizer and random-number state.
-``--init-from`` a working checkpoint with ``--keep-optimizer`` also carries its Adam
-moments (and weight average) into a new schedule, instead of a cold optimizer.
-
-``--ema D`` keeps an exponential moving average of the weights (decay ``D`` per step;
-Polyak & Juditsky, "Acceleration of stochastic approximation by averaging", SIAM J.
-Control Optim. 1992), through ``torch.optim.swa_utils``; ``slim`` and ``export`` ship the
-average when the checkpoint has one. ``--holdout K`` leaves the last ``K`` training
-images (file order) out of the crops, for validation on images the run never saw.
+Checkpoints (``weights_only``-loadable) are written atomically every ``--ckpt-every``
+seconds and at the end; rerunning the same command resumes at the saved step with the
+same optimizer and random-number state. ``--init-from`` a working checkpoint with
+``--keep-optimizer`` carries its optimizer moments (and weight average) into a new
+schedule. ``--optimizer soap``: see :func:`~nicviz.training.nic_parts.make_optimizer`.
+``--ema D`` keeps a moving average of the weights (decay ``D`` a step; Polyak & Juditsky,
+SIAM J. Control Optim. 1992) that ``slim`` and ``export`` ship. ``--holdout K`` leaves
+the last ``K`` training images (file order) out of the crops, for validation.
 """
 
 from __future__ import annotations
@@ -48,14 +45,17 @@ from nicviz.codecs.weights import restore_likelihood_bounds  # noqa: E402
 from nicviz.training.nic_export import export_model, record_kodak, slim_checkpoint  # noqa: E402
 from nicviz.training.nic_parts import (  # noqa: E402
     LAMBDAS,
+    OPTIMIZERS,
     CropSampler,
     TrainingDiverged,
     _fixed_quality,
     _save_atomic,
     _split_params,
+    budget_clock,
     build_training_model,
     load_checkpoint,
     lr_at,
+    make_optimizer,
     rd_forward,
     rd_loss,
     resolve_device,
@@ -106,8 +106,8 @@ class Trainer:
         gains = [p for n, p in self.model.named_parameters() if n in ("log_gain", "log_inv_gain")]
         other = [p for p in self.main_params if all(p is not g for g in gains)]
         # the gains move in the log domain, where the network's learning rate is far too slow
-        self.opt = torch.optim.Adam([{"params": other, "scale": 1.0},
-                                     {"params": gains, "scale": float(cfg.get("gain_lr_scale", 10.0))}], lr=cfg["lr"])
+        self.opt = make_optimizer(cfg.get("optimizer") or "adam", [
+            {"params": other, "scale": 1.0}, {"params": gains, "scale": float(cfg.get("gain_lr_scale", 10.0))}], cfg["lr"])
         self.aux_opt = torch.optim.Adam(aux_params, lr=cfg["aux_lr"])
         self.sampler = CropSampler(Path(cfg["data"]), cfg["patch"], cfg["seed"], holdout=int(cfg.get("holdout", 0) or 0))
         self.ema = weight_average(self.model, float(cfg.get("ema", 0) or 0))
@@ -264,7 +264,8 @@ class Trainer:
             cfg["steps"] = 10**9  # placeholder until timed; warm-up covers the calibration steps
             cfg["warmup"] = max(cfg["warmup"], CALIBRATION[1])
         self.model.train()
-        t0, loop_start, last_save, t_cal = time.perf_counter(), time.monotonic(), time.monotonic(), 0.0
+        clock = budget_clock(self.device)
+        t0, loop_start, last_save, t_cal = time.perf_counter(), clock(), time.monotonic(), 0.0
         with log_path.open("a", newline="") as log:
             writer = csv.writer(log)
             if new_log:
@@ -272,16 +273,16 @@ class Trainer:
             while self.step_no < cfg["steps"]:
                 if calibrating and self.step_no == CALIBRATION[0]:
                     self._sync()
-                    t_cal = time.monotonic()
+                    t_cal = clock()
                 elif calibrating and self.step_no == CALIBRATION[1]:
                     self._sync()
-                    now = time.monotonic()
+                    now = clock()
                     rate = (CALIBRATION[1] - CALIBRATION[0]) / max(now - t_cal, 1e-9)
                     cfg["steps"] = steps_for_budget(self.step_no, rate, budget - (now - loop_start))
                     calibrating = False
                     print(f"time budget {budget:.0f} s: {rate:.2f} steps/s, training {cfg['steps']} steps",
                           file=sys.stderr, flush=True)
-                if budget > 0 and time.monotonic() - loop_start > budget * 1.1:
+                if budget > 0 and clock() - loop_start > budget * 1.1:
                     print(f"stopping at step {self.step_no}: over the time budget", file=sys.stderr, flush=True)
                     break
                 lr = lr_at(self.step_no, cfg["steps"], cfg["lr"], cfg["warmup"], cfg["lr"] * cfg["final_lr_ratio"])
@@ -300,13 +301,10 @@ class Trainer:
 
 
 def train(args: argparse.Namespace) -> dict:
-    """Run (or resume) training; returns the final log record.
-
-    With ``args.time_budget`` (seconds) the total step count is set once, after timing
-    ``CALIBRATION`` steps, so that the schedule (warm-up, cosine decay) ends within the
-    budget; the chosen count is stored in the checkpoint, so a resumed or repeated run
-    follows the same schedule. ``args`` itself is left as it was.
-    """
+    """Run (or resume) training; returns the final log record. With ``args.time_budget``
+    (seconds of :func:`~nicviz.training.nic_parts.budget_clock`) the step count is set once,
+    after timing ``CALIBRATION`` steps, so that the schedule ends within the budget; it is
+    stored in the checkpoint, so a resumed run follows the same schedule."""
     return Trainer(args).run()
 
 
@@ -348,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bf16: bfloat16 autocast on the transforms (rate and loss stay float32)")
     t.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     t.add_argument("--time-budget", type=float, default=0.0,
-                   help="seconds: time the first steps, then set --steps so the schedule ends in time")
+                   help="seconds (CPU seconds on the CPU): time the first steps, then set --steps to end in time")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="of the main parameters (soap: arXiv 2409.11321)")
     sl = sub.add_parser("slim", help="float16 weights without optimizer state (to move a checkpoint)")
     sl.add_argument("ckpt")
     sl.add_argument("out")
