@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _seconds(out: Path, name: str) -> float:
-    """Training seconds of both halves, from their logs' last rows."""
+    """Training seconds of both halves (CPU seconds on the CPU), from their logs' last rows."""
     total = 0.0
     for half in (1, 2):
         log = out / f"{name}-{half}.pt.log.csv"

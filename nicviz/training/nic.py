@@ -265,7 +265,7 @@ class Trainer:
             cfg["warmup"] = max(cfg["warmup"], CALIBRATION[1])
         self.model.train()
         clock = budget_clock(self.device)
-        t0, loop_start, last_save, t_cal = time.perf_counter(), clock(), time.monotonic(), 0.0
+        loop_start, last_save, t_cal = clock(), time.monotonic(), 0.0  # log "seconds": the budget's clock
         with log_path.open("a", newline="") as log:
             writer = csv.writer(log)
             if new_log:
@@ -288,7 +288,7 @@ class Trainer:
                 lr = lr_at(self.step_no, cfg["steps"], cfg["lr"], cfg["warmup"], cfg["lr"] * cfg["final_lr_ratio"])
                 self.step(lr)
                 if self.step_no % cfg["log_every"] == 0 or self.step_no == cfg["steps"]:
-                    record = self.record(lr, time.perf_counter() - t0)
+                    record = self.record(lr, clock() - loop_start)
                     writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in record.values()])
                     log.flush()
                     print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
