@@ -38,6 +38,8 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
+from nicviz.training.nic_parts import bf16_is_fast  # noqa: E402
+
 VARIANTS = {
     "base": {"run": [], "keep": False},
     "crop256": {"run": ["--patch", "256", "--batch", "2"], "keep": False},
@@ -48,9 +50,10 @@ VARIANTS = {
 }
 COMMON = ["--N", "64", "--levels", "8", "--lr", "5e-5", "--warmup", "100", "--batch", "8", "--patch", "128",
           "--threads", "1", "--log-every", "50", "--ckpt-every", "120"]
-#: bf16 on this CPU's AMX (2.7x a step); a dry run's few steps stay fp32: bf16 + channels-last
-#: spends its first steps (tens of seconds each) creating kernels
-FAST = ["--precision", "bf16", "--channels-last"]
+#: bf16 + channels-last where the CPU has AMX or AVX-512 BF16 (2.7x a step on AMX); float32
+#: elsewhere (emulated bf16 is many times slower). A dry run's few steps stay fp32: bf16 +
+#: channels-last spends its first steps (tens of seconds each) creating kernels
+FAST = ["--precision", "bf16", "--channels-last"] if bf16_is_fast() else []
 
 
 def _train_cmd(arch: str, data: str, ckpt: Path, init: Path, seconds: float, holdout: int, extra: list[str],
@@ -181,12 +184,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _seconds(out: Path, name: str) -> float:
-    """Training seconds of both halves (CPU seconds on the CPU), from their logs' last rows."""
+    """Training seconds of both halves (CPU seconds on the CPU), from their logs: each
+    process counts from 0, so a half resumed in a later session adds its segments."""
     total = 0.0
     for half in (1, 2):
         log = out / f"{name}-{half}.pt.log.csv"
-        rows = pd.read_csv(log) if log.is_file() else pd.DataFrame()
-        total += float(rows["seconds"].iloc[-1]) if len(rows) else 0.0
+        seconds = pd.read_csv(log)["seconds"].tolist() if log.is_file() else []
+        total += sum(a for a, b in zip(seconds, seconds[1:] + [0.0]) if b < a)  # the last row of each segment
     return round(total, 1)
 
 

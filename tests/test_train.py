@@ -597,6 +597,20 @@ def test_the_recipe_comparison_runs_end_to_end_in_a_dry_run(tmp_path):
     meta = json.loads((out / "recipes.csv.meta.json").read_text())
     assert meta["dataset"] == "imgs" and meta["seed"] == 0 and str(tmp_path) not in json.dumps(meta)
     assert mod.main(["--start", "x.pt", "--variants", "nonsense"]) == 2
+    # a half resumed in a later session logs from 0 again: its segments add up
+    (out / "resumed-1.pt.log.csv").write_text("step,seconds\n50,10\n100,20\n150,5\n200,15\n")
+    assert mod._seconds(out, "resumed") == 35
+
+
+def test_bf16_on_a_cpu_without_bf16_hardware_warns(tmp_path, capsys, monkeypatch):
+    import nicviz.training.nic as nic
+
+    monkeypatch.setattr(nic, "bf16_is_fast", lambda: False)
+    nic.Trainer(_args(tmp_path, tmp_path / "w.pt", 1, precision="bf16"))
+    assert "bf16 is emulated" in capsys.readouterr().err
+    monkeypatch.setattr(nic, "bf16_is_fast", lambda: True)
+    nic.Trainer(_args(tmp_path, tmp_path / "w2.pt", 1, precision="bf16"))
+    assert "emulated" not in capsys.readouterr().err
 
 
 def test_the_gpu_script_runs_its_variable_rate_phase_on_the_cpu_in_a_dry_run(tmp_path):

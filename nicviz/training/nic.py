@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import random
 import sys
@@ -42,7 +41,7 @@ MAX_SKIPS = 5
 
 
 from nicviz.codecs.weights import restore_likelihood_bounds  # noqa: E402
-from nicviz.training.nic_export import export_model, record_kodak, slim_checkpoint  # noqa: E402
+from nicviz.training.nic_export import export_model, parse_meta, record_kodak, slim_checkpoint  # noqa: E402
 from nicviz.training.nic_parts import (  # noqa: E402
     LAMBDAS,
     OPTIMIZERS,
@@ -51,6 +50,7 @@ from nicviz.training.nic_parts import (  # noqa: E402
     _fixed_quality,
     _save_atomic,
     _split_params,
+    bf16_is_fast,
     budget_clock,
     build_training_model,
     load_checkpoint,
@@ -91,6 +91,8 @@ class Trainer:
             # measured: torch 2.14.1's float32 channels-last CPU backward corrupts the heap; bf16 trains
             raise ValueError("--channels-last on the CPU needs --precision bf16 (float32 channels-last crashes "
                              "torch's CPU backward)")
+        if self.precision == "bf16" and self.device == "cpu" and not bf16_is_fast():
+            print("warning: no AMX or AVX-512 BF16 on this CPU: bf16 is emulated, many times slower", file=sys.stderr)
         if self.levels:
             from nicviz.codecs.neural.gained import lambda_for
 
@@ -364,13 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.action == "export":
-            try:
-                extra = json.loads(args.meta)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"--meta is not JSON: {exc}") from None
-            if not isinstance(extra, dict):
-                raise ValueError("--meta must be a JSON object")
-            print(export_model(args.ckpt, args.out, extra))
+            print(export_model(args.ckpt, args.out, parse_meta(args.meta)))
             return 0
         if args.action == "slim":
             print(slim_checkpoint(args.ckpt, args.out))

@@ -16,6 +16,17 @@ from nicviz.training.nic_parts import (
 )
 
 
+def parse_meta(text: str) -> dict:
+    """``--meta``: a JSON object of extra metadata, else a :class:`ValueError` in one line."""
+    try:
+        extra = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--meta is not JSON: {exc}") from None
+    if not isinstance(extra, dict):
+        raise ValueError("--meta must be a JSON object")
+    return extra
+
+
 def _code_version() -> str:
     import subprocess
 

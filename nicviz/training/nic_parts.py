@@ -240,6 +240,14 @@ def make_optimizer(kind: str, groups: list[dict], lr: float):
     return SOAP(groups, lr=lr, betas=(0.95, 0.95), weight_decay=0.0, precondition_frequency=10)
 
 
+def bf16_is_fast() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AMX or AVX-512 BF16): without it
+    torch emulates bf16 and a training step is many times slower than in float32."""
+    import torch
+
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
 def budget_clock(device: str):
     """The clock a ``--time-budget`` counts: this process's CPU seconds on the CPU (equal
     work for every run, however loaded the machine; runs use one thread), wall seconds on
