@@ -52,9 +52,12 @@ if [ -n "${VARIABLE_RATE:-}" ]; then
   # phase V: one variable-rate model per architecture (gain units, qualities 1..LEVELS),
   # initialised from the shipped q3 models (gains at sqrt(lambda_q / lambda_3)), side by
   # side for A_SECONDS; on a CPU add PRECISION=bf16 (channels-last is always on).
+  # RECIPE: more options of `nicviz train run`, the recipe scripts/compare_recipes.py chose
+  # (for example RECIPE="--optimizer soap --ema 0.999")
   pids=()
   for arch in cheng2020-anchor cheng2020-attn; do
-    $PY -m nicviz.training.nic run --arch $arch --levels "${LEVELS:-8}" --lr "${V_LR:-1e-4}" --warmup 300 \
+    # shellcheck disable=SC2086
+    $PY -m nicviz.training.nic run --arch $arch --levels "${LEVELS:-8}" --lr "${V_LR:-1e-4}" --warmup 300 ${RECIPE:-} \
       --precision "${PRECISION:-fp32}" --channels-last --init-from "nicviz/models/$arch-mini-q3.pt" \
       $(budget "$A_SECONDS") "${COMMON[@]}" --ckpt "$CK/V-$arch.pt" > "$LOGS/V-$arch.log" 2>&1 &
     pids+=($!)

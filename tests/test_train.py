@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 import numpy as np
 import pytest
 import torch
@@ -532,6 +534,17 @@ def test_weight_average_follows_its_recursion_persists_and_is_what_ships(tmp_pat
     assert "moving average" in json.loads((tmp_path / "a" / "m-q3.json").read_text())["weights"]
 
 
+def test_a_weight_average_starts_from_a_shipped_model(tmp_path):
+    """--ema with --init-from an exported model (its entropy models' CDF tables filled):
+    the average copies the model's buffers at their size (it crashed on the first step)."""
+    base = tmp_path / "base.pt"
+    train(_args(tmp_path, base, 2))
+    shipped = export_model(base, tmp_path / "shipped.pt")
+    ckpt = tmp_path / "ema.pt"
+    train(_args(tmp_path, ckpt, 2, init_from=shipped, ema=0.9))
+    assert torch.load(ckpt, weights_only=True)["ema_n"] == 2
+
+
 def test_keep_optimizer_carries_the_adam_moments_into_a_new_schedule(tmp_path, capsys):
     from nicviz.training.nic import main, slim_checkpoint
 
@@ -628,6 +641,7 @@ def test_the_gpu_script_runs_its_variable_rate_phase_on_the_cpu_in_a_dry_run(tmp
     env = {**os.environ, "VARIABLE_RATE": "1", "DRY_RUN": "2", "DEVICE": "cpu", "BATCH": "2", "PATCH": "128",
            "PRECISION": "bf16",  # channels-last on the CPU needs bf16 (fp32 crashes torch's backward)
            "WAIT_S": "0", "OUT": str(tmp_path / "out"), "CK": str(tmp_path / "ck"), "DATA": str(data),
+           "RECIPE": "--ema 0.999" + (" --optimizer soap" if find_spec("pytorch_optimizer") else ""),
            "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(["bash", str(root / "scripts" / "train_gpu.sh"), "60"], cwd=root, env=env,
                          capture_output=True, text=True, timeout=900)
@@ -638,6 +652,8 @@ def test_the_gpu_script_runs_its_variable_rate_phase_on_the_cpu_in_a_dry_run(tmp
         state = torch.load(tmp_path / "unpacked" / f"{arch}-mini.pt", weights_only=True)
         assert state["step"] == 2 and state["args"]["levels"] == 8 and "opt" not in state, arch
         assert state["base_from"] == f"{arch}-mini-q3.pt"
+        assert state["args"]["ema"] == 0.999 and state["args"]["optimizer"] == ("soap" if find_spec(
+            "pytorch_optimizer") else "adam")  # the chosen recipe reached both runs
 
 
 def test_float32_channels_last_on_the_cpu_is_refused_in_one_line(tmp_path, capsys):

@@ -152,6 +152,7 @@ class Trainer:
             init["log_inv_gain"] = self.model.log_inv_gain.detach().clone()
         self.model.load_state_dict(init)
         restore_likelihood_bounds(self.model)
+        self._load_ema(None)
         if self.cfg.get("keep_optimizer"):
             if "opt" not in state:
                 raise ValueError(f"{path}: a slim or shipped model keeps no optimizer state; --keep-optimizer needs "
@@ -166,8 +167,11 @@ class Trainer:
         self.base_from = Path(path).name
         print(f"initialised from {path} ({self.base_steps} steps)", file=sys.stderr)
 
-    def _load_ema(self, state: dict) -> None:
-        if self.ema is not None and "ema" in state:
+    def _load_ema(self, state: dict | None) -> None:
+        """A new average of the model as loaded (its buffers, such as a shipped model's CDF
+        tables, sized as the model's), holding ``state``'s average where it has one."""
+        self.ema = weight_average(self.model, float(self.cfg.get("ema", 0) or 0))
+        if self.ema is not None and state is not None and "ema" in state:
             # the average keeps parameters only: the buffers come from the live model
             self.ema.module.load_state_dict({**self.model.state_dict(), **state["ema"]})
             self.ema.n_averaged.fill_(int(state.get("ema_n", 1)))
