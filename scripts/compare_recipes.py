@@ -190,7 +190,7 @@ def _seconds(out: Path, name: str) -> float:
     for half in (1, 2):
         log = out / f"{name}-{half}.pt.log.csv"
         seconds = pd.read_csv(log)["seconds"].tolist() if log.is_file() else []
-        total += sum(a for a, b in zip(seconds, seconds[1:] + [0.0], strict=True) if b < a)  # the last row of each segment
+        total += sum(a for i, a in enumerate(seconds) if i + 1 == len(seconds) or seconds[i + 1] < a)  # segment ends
     return round(total, 1)
 
 

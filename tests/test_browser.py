@@ -256,6 +256,17 @@ def _choose(pg, label: str, option: str) -> None:
     _wait_idle(pg)
 
 
+def _filled(pg, label: str, timeout_s: float = 60) -> str:
+    """The value of the text box labelled ``label`` once it has one (a rerun can draw the
+    box a moment before its value)."""
+    box = pg.get_by_label(label)
+    deadline = time.time() + timeout_s
+    while not (value := box.input_value()) and time.time() < deadline:
+        time.sleep(0.2)
+    assert value, f"{label!r} stayed empty"
+    return value
+
+
 def _csv_download(pg, button: str) -> list[dict]:
     """The rows a download button gives (Streamlit draws tables on a canvas: the download
     is the table a user can read)."""
@@ -279,7 +290,7 @@ def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_tur
         pg = ctx.new_page()
         pg.goto(f"{server}/run_sweep", wait_until="domcontentloaded")
         _wait_idle(pg)
-        name = pg.get_by_label("Name of the results file").input_value()
+        name = _filled(pg, "Name of the results file")
         limit = pg.locator('[data-testid="stNumberInput"]', has_text="Images to use").locator("input")
         limit.fill("2")  # a small sweep: two of the six pictures, five qualities a codec
         limit.press("Enter")
@@ -370,7 +381,7 @@ def test_a_running_sweep_can_be_cancelled_and_keeps_its_rows(server):
         pg = ctx.new_page()
         pg.goto(f"{server}/run_sweep", wait_until="domcontentloaded")
         _wait_idle(pg)
-        name = pg.get_by_label("Name of the results file").input_value()
+        name = _filled(pg, "Name of the results file")
         spec = pg.get_by_label("Qualities per codec", exact=False)
         # the default codecs (jpeg, webp) at 34 qualities each: progress after each of the 6
         # pictures (a few seconds each), the whole sweep long enough to cancel
