@@ -224,3 +224,27 @@ def test_whole_images_keeps_only_the_images_of_every_quality_per_codec_and_task(
     assert sorted(map(tuple, kept.to_numpy())) == sorted(r for r in rows if r != ("c", "ovf", 1, "classify"))
     assert len(whole_images(df, ("codec",))) == len(df)  # by codec alone, c has both rates
     assert whole_images(df.iloc[0:0]).empty
+
+
+def test_the_tree_sent_to_a_lent_accelerator_fits_and_comes_back(tmp_path):
+    """scripts/device_tree.sh slim leaves the shipped weights out of the working tree (the
+    device tool refuses one over 64 MiB), keeps the ones a GPU run starts from, and
+    ``full`` brings every file back."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--local", str(ROOT), str(clone)], check=True)
+    shutil.copy(ROOT / "scripts" / "device_tree.sh", clone / "scripts" / "device_tree.sh")  # this tree's version
+    models = sorted(p.name for p in (clone / "nicviz" / "models").glob("*.pt"))
+    run = subprocess.run(["bash", "scripts/device_tree.sh", "slim"], cwd=clone, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    sent = int(subprocess.run(["bash", "scripts/device_tree.sh", "size"], cwd=clone, capture_output=True,
+                              text=True, check=True).stdout)
+    assert sent <= 64 * 1024 * 1024, sent
+    kept = sorted(p.name for p in (clone / "nicviz" / "models").glob("*.pt"))
+    assert kept == ["cheng2020-anchor-mini-q3.pt", "cheng2020-attn-mini-q3.pt"]
+    subprocess.run(["bash", "scripts/device_tree.sh", "full"], cwd=clone, capture_output=True, check=True)
+    assert sorted(p.name for p in (clone / "nicviz" / "models").glob("*.pt")) == models
