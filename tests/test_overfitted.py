@@ -233,3 +233,36 @@ def test_a_per_image_codec_sweeps_images_in_a_random_order_that_every_run_repeat
     assert {name.split("/")[0] for name in first} == {"a", "b", "c", "d"}, first
     # a classical sweep keeps file order
     assert [t.image for t in plan_tasks(ds, ["jpeg"], qualities, ("psnr",), done=set())] == sorted(images[::2])
+
+
+@pytest.mark.slow
+def test_the_gpu_sweep_script_packs_a_sweep_that_decodes_bit_for_bit_here(tmp_path):
+    """scripts/overfitted_gpu.sh as a lent GPU would run it, on the CPU (DEVICE=cpu): it
+    sweeps under NICVIZ_DATA, packs rows, metadata and streams, and what it packs passes
+    scripts/check_bitstreams.py (the check the CPU machine runs afterwards)."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+    from pathlib import Path
+
+    from PIL import Image
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "data" / "kodak").mkdir(parents=True)
+    Image.fromarray(builtin_sample("chelsea")[:40, :56]).save(tmp_path / "data" / "kodak" / "chelsea.png")
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "NICVIZ_DATA": str(tmp_path / "data"), "DEVICE": "cpu",
+           "RESULTS": str(tmp_path / "results"), "CODEC": "overfitted-fast", "QUALITY": "4", "METRICS": "psnr",
+           "PYTHON": sys.executable}
+    run = subprocess.run(["bash", str(root / "scripts" / "overfitted_gpu.sh"), "600", "1"], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0 and "sweep complete" in run.stdout, run.stdout[-1500:] + run.stderr[-1500:]
+    back = tmp_path / "back"
+    with tarfile.open(tmp_path / "out" / "overfitted-kodak.tgz") as tar:
+        tar.extractall(back, filter="data")
+    assert (back / "kodak.csv.meta.json").is_file()
+    check = subprocess.run([sys.executable, str(root / "scripts" / "check_bitstreams.py"), str(back / "kodak.csv"),
+                            "--bitstreams", str(back / "kodak-bitstreams"), "--data", str(tmp_path / "data")],
+                           capture_output=True, text=True, timeout=600)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "1 bitstreams decoded; 1 equal their encoder's reconstruction bit for bit" in check.stdout, check.stdout
