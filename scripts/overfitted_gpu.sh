@@ -8,8 +8,12 @@
 # On the CPU machine, before the device run:
 #   scripts/device_tree.sh slim                       # the checkout must be under 64 MiB
 #   echo /.gpudata/ >> .git/info/exclude; mkdir -p .gpudata && cp -r ../shared/data/kodak .gpudata/
-#   (wheels for what the GPU image lacks, see the device tool's README: compressai==1.2.8,
-#    pytorch-msssim==1.0.0 for Python 3.12, into .whl/)
+#   echo /.whl/ >> .git/info/exclude   # wheels for what the GPU image (Python 3.12) lacks:
+#   pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_34_x86_64 -d .whl compressai==1.2.8
+#   pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .whl pytorch-msssim==1.0.0
+#   (that image has numpy 2 where nicviz pins 1.26: the import check below stops the run at
+#   once, exit 4, if that breaks)
 # The device run: carry [".gpudata", ".whl"], command
 #   OUT=$OUT NICVIZ_DATA=.gpudata scripts/overfitted_gpu.sh 540 8
 # Back on the CPU machine:
