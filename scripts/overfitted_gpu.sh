@@ -12,8 +12,9 @@
 #   pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_34_x86_64 -d .whl compressai==1.2.8
 #   pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .whl pytorch-msssim==1.0.0
-#   (that image has numpy 2 where nicviz pins 1.26: the import check below stops the run at
-#   once, exit 4, if that breaks)
+#   (that image has numpy 2 where nicviz pins 1.26: with numpy 2.3.5 over this environment the
+#   codec ran and its stream decoded bit for bit under 1.26; the import check below stops a
+#   run at once, exit 4, if the image differs)
 # The device run: carry [".gpudata", ".whl"], command
 #   OUT=$OUT NICVIZ_DATA=.gpudata scripts/overfitted_gpu.sh 540 8
 # Back on the CPU machine:
