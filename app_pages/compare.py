@@ -14,7 +14,7 @@ from nicviz.dashboard.widgets import (
     dataset_image,
     dataset_images,
     download_name,
-    error_maps,
+    error_maps_later,
     error_scale,
     load_upload,
     png_later,
@@ -85,6 +85,15 @@ for label, codec, q in (("A", codec_a, q_a), ("B", codec_b, q_b)):
 if not results:
     st.stop()
 
+# the error maps of the codec they show (the radio further down keeps its last choice) start now,
+# in a worker thread, and are ready when the page reaches them
+target = "A" if "A" in results else "B"
+if len(results) == 2 and st.session_state.get("err_of") in results:
+    target = st.session_state["err_of"]
+# one brightness scale for A and B (the larger of their 99.5th percentiles): the maps compare by eye
+shared = error_scale(rgb, [r[3] for r in results.values()]) if len(results) == 2 else None
+maps = error_maps_later(rgb, results[target][3], shared)
+
 first = results.get("A") or results["B"]
 views = {"original | A": ("original", "A")}
 if len(results) == 2:
@@ -131,14 +140,13 @@ for col, (caption, img) in zip(cols[1:], panels, strict=True):
     col.image(zoom_crop(img, cx, cy, zoom, 420), caption=caption, width="stretch")
 
 st.subheader("Where the error is")
-target = "A" if "A" in results else "B"
 if len(results) == 2:
-    target = st.radio("Error of", ["A", "B"], horizontal=True, key="err_of",
+    chosen = st.radio("Error of", ["A", "B"], horizontal=True, key="err_of",
                       format_func=lambda k: f"{k}: {results[k][0]} q{results[k][1]:g}")
+    if chosen != target:  # not expected (the radio's value was read above), but never show the other map
+        target, maps = chosen, error_maps_later(rgb, results[chosen][3], shared)
 err_cols = st.columns(2)
-# one brightness scale for A and B (the larger of their 99.5th percentiles): the maps compare by eye
-shared = error_scale(rgb, [r[3] for r in results.values()]) if len(results) == 2 else None
-emap, smap, vmax = error_maps(rgb, results[target][3], shared)
+emap, smap, vmax = maps.result()
 who = f"{target}: {results[target][0]} q{results[target][1]:g}"
 err_cols[0].image(emap, caption=f"{who}, absolute error, mean over RGB (bright = {vmax:.0f} or more)",
                   width="stretch")

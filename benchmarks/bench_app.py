@@ -10,7 +10,12 @@
 ``--before REV`` measures the pages of git revision ``REV`` too (a temporary worktree,
 run in a subprocess with that revision's package) and prints both side by side.
 
+``--variable-rate CKPT`` also times Compare's quality change with a variable-rate training
+checkpoint standing in for the anchor mini (exported as the codec ships it), once with the
+analysis of the image reused across qualities and once without, side by side.
+
     python benchmarks/bench_app.py --before HEAD~10
+    python benchmarks/bench_app.py --variable-rate results/training/V-cheng2020-anchor-cpu.pt
 """
 
 from __future__ import annotations
@@ -57,10 +62,14 @@ def time_changes(root: Path, codec: str, qualities: list[int]) -> list[float]:
         at.selectbox(key="dataset").set_value("kodak").run()
         at.selectbox(key="dataset_image").set_value("kodim01.png").run()
     at.selectbox(key="a_codec").set_value(codec).run()
+    from nicviz.codecs import get_codec
+
+    c = get_codec(codec)
+    picked_from_list = c.family == "neural" and not c.scale.continuous  # the fixed-rate minis' select slider
     times = []
     last = psnr_shown(at)
     for q in qualities:
-        widget = at.slider(key="a_quality") if not codec.endswith("-mini") else at.select_slider(key="a_quality")
+        widget = at.select_slider(key="a_quality") if picked_from_list else at.slider(key="a_quality")
         t = time.perf_counter()
         widget.set_value(q).run()
         times.append(time.perf_counter() - t)
@@ -118,6 +127,40 @@ def mini_times(root: Path) -> list[float] | None:
     return time_changes(root, "cheng2020-anchor-mini", [qs[0], qs[-1], qs[0]]) if len(qs) >= 2 else None
 
 
+def variable_rate_times(root: Path, ckpt: str, arch: str = "cheng2020-anchor") -> dict[str, list[float]]:
+    """Compare's quality changes (2 -> 4.5 -> 2.5 -> 6) with checkpoint ``ckpt`` as the
+    anchor mini: without and with the analysis reused (fresh codec objects each)."""
+    import streamlit as st
+
+    from nicviz.codecs import register_codec
+    from nicviz.codecs.base import unregister_codec
+    from nicviz.codecs.neural import NeuralCodec, mini_codec
+    from nicviz.training.nic import export_model
+
+    name = "cheng2020-anchor-mini"
+    folder = Path(tempfile.mkdtemp(prefix="nicviz-bench-vr-"))
+    export_model(ckpt, folder / f"{name}.pt")
+    out = {}
+    try:
+        for label, reuse in (("without reuse", False), ("with reuse", True)):
+            NeuralCodec.reuse_analysis = reuse
+            st.cache_data.clear()  # no result and no codec object of the other run
+            st.cache_resource.clear()
+            unregister_codec(name)
+            register_codec(name, lambda: mini_codec(name, arch, folder))
+            out[label] = time_changes(root, name, [4.5, 2.5, 6.0, 3.0])
+    finally:
+        NeuralCodec.reuse_analysis = True
+        unregister_codec(name)
+        from nicviz.codecs.neural.zoo import _register_mini
+
+        _register_mini()
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
 def _before(rev: str) -> dict:
     """:func:`page_times` of revision ``rev``, in a worktree and a subprocess of its own."""
     tmp = Path(tempfile.mkdtemp(prefix="nicviz-bench-before-"))
@@ -142,8 +185,16 @@ def _fmt(v: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", metavar="REV", help="also measure the pages of this git revision")
+    ap.add_argument("--variable-rate", metavar="CKPT",
+                    help="also time Compare with this variable-rate checkpoint as the anchor mini")
+    ap.add_argument("--only-variable-rate", action="store_true", help="skip the pages, JPEG and the shipped mini")
     ap.add_argument("--pages-json", metavar="ROOT", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.only_variable_rate and not args.variable_rate:
+        ap.error("--only-variable-rate needs --variable-rate CKPT")
+    if args.only_variable_rate:
+        _print_variable_rate(variable_rate_times(ROOT, args.variable_rate))
+        return 0
     if args.pages_json:  # the worker of --before
         root = Path(args.pages_json)
         print(json.dumps({"pages": page_times(root), "mini": mini_times(root)}))
@@ -172,7 +223,17 @@ def main(argv: list[str] | None = None) -> int:
               f"(real bitstream, autoregressive decoding on the CPU{was})")
     else:
         print("cheng2020-anchor-mini: not shipped in this version", file=sys.stderr)
+    if args.variable_rate:
+        _print_variable_rate(variable_rate_times(ROOT, args.variable_rate))
     return 0
+
+
+def _print_variable_rate(times: dict[str, list[float]]) -> None:
+    a, b = (statistics.median(times[k]) for k in ("without reuse", "with reuse"))
+    print(f"variable-rate anchor, Compare quality change -> new metrics: median {a:.2f} s without reusing the "
+          f"analysis, {b:.2f} s with it ({a / b:.2f}x; goal < 1.5 s)")
+    for k, v in times.items():
+        print(f"  {k}: " + ", ".join(f"{t:.2f}" for t in v) + " s")
 
 
 if __name__ == "__main__":

@@ -40,3 +40,27 @@ def test_a_golden_stream_decodes_to_its_recorded_picture(name):
         torch.set_num_threads(threads)
     assert digest(dec) == want["sha256"], f"{name} decodes to another picture ({psnr(picture(), dec):.4f} dB)"
     assert psnr(picture(), dec) == pytest.approx(want["psnr"], abs=1e-4)
+
+
+def test_the_mini_encoder_still_writes_the_golden_wavefront_stream():
+    """The encoder's side of the golden stream: the same picture and quality give the same
+    bytes (the wavefront coder's symbol order and tables are part of the format)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from make_golden_streams import picture
+
+    from nicviz.codecs import get_codec
+
+    codec = get_codec(RECORD["streams"]["mini-v2-wavefront.nicviz"]["codec"])
+    if not codec.available:
+        pytest.skip(codec.availability()[1])
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the streams were recorded
+    try:
+        data = codec.encode(picture(), 3)
+    finally:
+        torch.set_num_threads(threads)
+    assert data == (GOLDEN / "mini-v2-wavefront.nicviz").read_bytes()

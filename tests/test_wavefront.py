@@ -194,6 +194,37 @@ def test_variable_rate_codec_serves_fractional_qualities(variable_rate_codec, as
         assert "\n" not in str(err.value)
 
 
+def test_a_new_quality_of_the_same_image_reuses_its_analysis_and_codes_the_same_stream(variable_rate_codec,
+                                                                                        astronaut):
+    """Compare's slider on a variable-rate model: the analysis transform runs once per image
+    (the gain comes after it), and every stream and reconstruction equals a fresh codec's."""
+    from nicviz.codecs.neural import mini_codec
+
+    codec = variable_rate_codec
+    fresh = mini_codec(codec.name, codec.arch, codec.source.folder)
+    a, b = astronaut[:128, :192], astronaut[128:256, :192]
+    model = codec.model(1)
+    runs = []
+    hook = model.g_a[0].register_forward_hook(lambda *_: runs.append(1))
+    try:
+        for rgb, q in ((a, 1), (b, 2), (a, 2.5), (b, 3), (a, 1.5)):
+            before = len(runs)
+            data, recon = codec.encode_reconstruct(rgb, q)
+            want_data, want_recon = fresh.encode_reconstruct(rgb, q)
+            assert data == want_data and np.array_equal(recon, want_recon)
+            assert np.array_equal(codec.decode(data), recon)
+            runs_now = len(runs) - before
+            assert runs_now == (1 if (rgb is b and q == 2) or (rgb is a and q == 1) else 0)
+        c = astronaut[256:384, :192]  # a third image pushes the oldest out (two are kept)
+        codec.encode(c, 2)
+        before = len(runs)
+        codec.encode(b, 1)
+        codec.encode(a, 1)
+        assert len(runs) - before == 1
+    finally:
+        hook.remove()
+
+
 @pytest.mark.parametrize("name", ["jpeg", MINIS[0]])
 def test_an_interactive_evaluation_skips_the_decode_only_where_it_is_the_same_picture(name, astronaut):
     """Compare's quality change: for a wavefront mini the encoder's reconstruction is the

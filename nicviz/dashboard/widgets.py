@@ -19,7 +19,7 @@ from nicviz.images import ImageError, load_image, to_png_bytes
 from nicviz.settings import max_neural_pixels, max_pixels
 
 __all__ = ["neural_size_guard", "size_guard", "MAX_NEURAL_PIXELS", "MAX_PIXELS",
-           "claim_results_name", "missing_columns", "release_results_name", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "error_scale", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
+           "claim_results_name", "missing_columns", "release_results_name", "result_frames", "results_meta", "png_later", "comparison", "error_maps", "error_maps_later", "error_scale", "side_by_side", "quality_picker", "available_codecs", "cached_evaluate", "dataset_choices", "dataset_images", "dataset_image",
            "load_upload", "download_name", "remembered", "sample_image", "load_results", "classifier", "classify"]
 
 
@@ -350,6 +350,23 @@ def error_maps(rgb: np.ndarray, recon: np.ndarray, vmax: float | None = None) ->
     vmax = vmax or float(np.percentile(emap, 99.5)) or 1.0
     smap = ssim_map(rgb, recon)
     return colorize(emap, 0, vmax), colorize(1 - np.clip(smap, 0, 1), 0, 0.5), vmax
+
+
+#: a few threads for work that needs no Streamlit call (numpy and Pillow release the GIL)
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def error_maps_later(rgb: np.ndarray, recon: np.ndarray, vmax: float | None = None):
+    """:func:`error_maps` started in a worker thread: a future whose ``result()`` the page
+    takes where it shows the maps, so they are computed while the page above them renders."""
+    global _POOL
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nicviz-maps")
+    return _POOL.submit(error_maps, rgb, recon, vmax)
 
 
 def side_by_side(root: str | None, image: str, codec: str, quality: int, what: str = "images"):

@@ -64,6 +64,9 @@ class NeuralCodec(Codec):
     source (:class:`VariableRateWeights`) the rate of one model on a continuous scale."""
 
     family = "neural"
+    #: a variable-rate model keeps the last images' analysis (``g_a``) for a new quality
+    #: (:func:`~nicviz.codecs.neural.gained.memoize_analysis`); ``False`` measures without
+    reuse_analysis = True
     #: nicviz's own container (header, entropy-coded strings, CRC-32): ``nicviz`` decodes it
     suffix = ".nicviz"
 
@@ -129,7 +132,12 @@ class NeuralCodec(Codec):
                     weights.restore_likelihood_bounds(m)
                     m.update(force=True)
                 # channels-last: oneDNN's convolutions run the transforms ~1.6x faster here
-                self._models[key] = m.to(memory_format=torch.channels_last)
+                m = m.to(memory_format=torch.channels_last)
+                if self.source.variable_rate and self.reuse_analysis:  # a new quality of the same image reuses its analysis
+                    from nicviz.codecs.neural.gained import memoize_analysis
+
+                    memoize_analysis(m)
+                self._models[key] = m
             m = self._models[key]
             if self.source.variable_rate:
                 m.set_quality(q)

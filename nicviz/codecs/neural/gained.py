@@ -15,13 +15,19 @@ neighbours (the paper's exponential interpolation),
 The gains are applied by forward hooks on ``g_a`` and ``g_s``, so CompressAI's own
 ``forward``, ``compress`` and ``decompress`` (and nicviz's wavefront coder) run
 unchanged; :meth:`set_quality` selects the rate before each call.
+
+Since the gain comes after ``g_a``, the analysis of an image does not depend on the rate:
+:func:`memoize_analysis` keeps the last images' ``g_a`` outputs, so a new quality of the
+same image (Compare's slider) skips the heaviest transform. The numbers are the ones a
+fresh ``g_a`` gives (the same input, weights and kernels), so streams are unchanged.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
-__all__ = ["LAMBDAS", "lambda_for", "build_gained", "gained_from_state_dict", "init_gains"]
+__all__ = ["LAMBDAS", "lambda_for", "build_gained", "gained_from_state_dict", "init_gains", "memoize_analysis"]
 
 #: CompressAI's MSE lambdas per integer quality.
 LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
@@ -76,6 +82,37 @@ def _attach(model, levels: int, channels: int, q_min: int = 1) -> None:
     model.set_quality = set_quality
     model.g_a.register_forward_hook(_after_g_a)
     model.g_s.register_forward_pre_hook(_before_g_s)
+
+
+def memoize_analysis(model, images: int = 2) -> None:
+    """Keep ``g_a``'s output (before the gain) for the last ``images`` inputs, keyed by a
+    digest of the input tensor, and reuse it when the same image is coded again. Only
+    without autograd (coding, not training). The memo lives on the model: hold the codec's
+    lock while coding, as for :meth:`set_quality`."""
+    import hashlib
+
+    import torch
+
+    if getattr(model, "_analysis_memo", None) is not None:
+        return
+    memo: list[tuple[tuple, Any]] = []
+    model._analysis_memo = memo
+    forward = model.g_a.forward
+
+    def _memo_forward(x):
+        if torch.is_grad_enabled():
+            return forward(x)
+        key = (tuple(x.shape), str(x.dtype), hashlib.blake2b(x.detach().cpu().numpy().tobytes(),
+                                                               digest_size=16).digest())
+        for k, y in memo:
+            if k == key:
+                return y
+        y = forward(x)
+        memo.append((key, y))
+        del memo[:-images]
+        return y
+
+    model.g_a.forward = _memo_forward  # the instance attribute: nn.Module.__call__ runs it, then the gain hook
 
 
 def init_gains(model, ref_quality: float) -> None:

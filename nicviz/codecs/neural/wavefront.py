@@ -131,13 +131,18 @@ def compress(model, x):
         m, h, w = y.shape[1:]
         y64 = y[0].double()
         y_pad = torch.zeros((m, h + 2 * PAD, w + 2 * PAD), dtype=torch.float64)
-        enc = BufferedRansEncoder()
+        syms, idxs = [], []
         for rows, cols in fronts(h, w):
             ri, ci = torch.tensor(rows), torch.tensor(cols)
             means, indexes = head.params(y_pad, params, ri, ci)
             sym = torch.round(y64[:, ri, ci].t() - means)
             y_pad[:, ri + PAD, ci + PAD] = (sym + means).t()
-            enc.encode_with_indexes(sym.int().reshape(-1).tolist(), *head.tables(indexes))
+            syms.append(sym.int().reshape(-1))
+            idxs.append(indexes.reshape(-1))
+        # the coder buffers symbols in the order given: one call with every front in order writes the
+        # same stream as a call per front, and converts each CDF row it uses once
+        enc = BufferedRansEncoder()
+        enc.encode_with_indexes(torch.cat(syms).tolist(), *head.tables(torch.cat(idxs)))
         y_hat = y_pad[None, :, PAD:PAD + h, PAD:PAD + w].float().contiguous(memory_format=torch.channels_last)
     return [enc.flush(), z_strings[0]], tuple(int(v) for v in z.shape[-2:]), y_hat
 
