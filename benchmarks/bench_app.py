@@ -11,11 +11,12 @@
 run in a subprocess with that revision's package) and prints both side by side.
 
 ``--variable-rate CKPT`` also times Compare's quality change with a variable-rate training
-checkpoint standing in for the anchor mini (exported as the codec ships it), once with the
-analysis of the image reused across qualities and once without, side by side.
+checkpoint standing in for the anchor mini (exported as the codec ships it); with
+``--before`` in that revision too. ``--only-variable-rate`` measures only that.
 
     python benchmarks/bench_app.py --before HEAD~10
-    python benchmarks/bench_app.py --variable-rate results/training/V-cheng2020-anchor-cpu.pt
+    python benchmarks/bench_app.py --before f793f0c --only-variable-rate \
+        --variable-rate results/training/V-cheng2020-anchor-cpu.pt
 """
 
 from __future__ import annotations
@@ -127,50 +128,52 @@ def mini_times(root: Path) -> list[float] | None:
     return time_changes(root, "cheng2020-anchor-mini", [qs[0], qs[-1], qs[0]]) if len(qs) >= 2 else None
 
 
-def variable_rate_times(root: Path, ckpt: str, arch: str = "cheng2020-anchor") -> dict[str, list[float]]:
-    """Compare's quality changes (2 -> 4.5 -> 2.5 -> 6) with checkpoint ``ckpt`` as the
-    anchor mini: without and with the analysis reused (fresh codec objects each)."""
+def variable_rate_times(root: Path, ckpt: str, arch: str = "cheng2020-anchor") -> list[float]:
+    """Compare's quality changes (5 -> 4.5 -> 2.5 -> 6 -> 3) with checkpoint ``ckpt``
+    exported as the anchor mini ships it (fresh page caches and codec objects)."""
+    import shutil
+
     import streamlit as st
 
     from nicviz.codecs import register_codec
     from nicviz.codecs.base import unregister_codec
-    from nicviz.codecs.neural import NeuralCodec, mini_codec
+    from nicviz.codecs.neural import mini_codec
+    from nicviz.codecs.neural.zoo import _register_mini
     from nicviz.training.nic import export_model
 
     name = "cheng2020-anchor-mini"
     folder = Path(tempfile.mkdtemp(prefix="nicviz-bench-vr-"))
     export_model(ckpt, folder / f"{name}.pt")
-    out = {}
+    st.cache_data.clear()  # no result and no codec object of an earlier measurement
+    st.cache_resource.clear()
+    unregister_codec(name)
+    register_codec(name, lambda: mini_codec(name, arch, folder))
     try:
-        for label, reuse in (("without reuse", False), ("with reuse", True)):
-            NeuralCodec.reuse_analysis = reuse
-            st.cache_data.clear()  # no result and no codec object of the other run
-            st.cache_resource.clear()
-            unregister_codec(name)
-            register_codec(name, lambda: mini_codec(name, arch, folder))
-            out[label] = time_changes(root, name, [4.5, 2.5, 6.0, 3.0])
+        return time_changes(root, name, [4.5, 2.5, 6.0, 3.0, 5.5])
     finally:
-        NeuralCodec.reuse_analysis = True
         unregister_codec(name)
-        from nicviz.codecs.neural.zoo import _register_mini
-
         _register_mini()
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)
-    return out
 
 
-def _before(rev: str) -> dict:
-    """:func:`page_times` of revision ``rev``, in a worktree and a subprocess of its own."""
+def _before(rev: str, variable_rate: str | None, only_variable_rate: bool) -> dict:
+    """:func:`page_times` (and :func:`variable_rate_times`) of revision ``rev``, in a
+    worktree and a subprocess of its own."""
     tmp = Path(tempfile.mkdtemp(prefix="nicviz-bench-before-"))
     tree = tmp / "tree"
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True,
                    capture_output=True)
     try:
+        from nicviz.datasets import data_root
+
         env = {**os.environ, "PYTHONPATH": str(tree), "NICVIZ_RESULTS": str(tree / "results")}
-        run = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--pages-json", str(tree)], cwd=tree,
-                             env=env, capture_output=True, text=True, check=False)
+        data = data_root()
+        if data is not None:  # the same images as this checkout measures (a worktree elsewhere finds none)
+            env["NICVIZ_DATA"] = str(data)
+        extra = ["--variable-rate", str(Path(variable_rate).resolve())] if variable_rate else []
+        extra += ["--only-variable-rate"] if only_variable_rate else []
+        run = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--pages-json", str(tree), *extra],
+                             cwd=tree, env=env, capture_output=True, text=True, check=False)
         if run.returncode:
             raise RuntimeError(f"measuring {rev} failed: {run.stderr.strip().splitlines()[-1:]}")
         return json.loads(run.stdout.strip().splitlines()[-1])  # {"pages": ..., "mini": ...}
@@ -192,14 +195,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.only_variable_rate and not args.variable_rate:
         ap.error("--only-variable-rate needs --variable-rate CKPT")
-    if args.only_variable_rate:
-        _print_variable_rate(variable_rate_times(ROOT, args.variable_rate))
-        return 0
     if args.pages_json:  # the worker of --before
         root = Path(args.pages_json)
-        print(json.dumps({"pages": page_times(root), "mini": mini_times(root)}))
+        out: dict = {"pages": {}, "mini": None, "vr": None}
+        if not args.only_variable_rate:
+            out.update(pages=page_times(root), mini=mini_times(root))
+        if args.variable_rate:
+            out["vr"] = variable_rate_times(root, args.variable_rate)
+        print(json.dumps(out))
         return 0
-    measured = _before(args.before) if args.before else None
+    measured = _before(args.before, args.variable_rate, args.only_variable_rate) if args.before else None
+    if args.only_variable_rate:
+        _print_variable_rate(variable_rate_times(ROOT, args.variable_rate), measured and measured["vr"], args.before)
+        return 0
     before = measured["pages"] if measured else None
     now = page_times(ROOT)
     head = "page              first render    warm render    one change   (seconds"
@@ -224,16 +232,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("cheng2020-anchor-mini: not shipped in this version", file=sys.stderr)
     if args.variable_rate:
-        _print_variable_rate(variable_rate_times(ROOT, args.variable_rate))
+        _print_variable_rate(variable_rate_times(ROOT, args.variable_rate), measured and measured["vr"], args.before)
     return 0
 
 
-def _print_variable_rate(times: dict[str, list[float]]) -> None:
-    a, b = (statistics.median(times[k]) for k in ("without reuse", "with reuse"))
-    print(f"variable-rate anchor, Compare quality change -> new metrics: median {a:.2f} s without reusing the "
-          f"analysis, {b:.2f} s with it ({a / b:.2f}x; goal < 1.5 s)")
-    for k, v in times.items():
-        print(f"  {k}: " + ", ".join(f"{t:.2f}" for t in v) + " s")
+def _print_variable_rate(times: list[float], before: list[float] | None, rev: str | None) -> None:
+    now = statistics.median(times)
+    was = f"; {rev}: median {statistics.median(before):.2f} s ({statistics.median(before) / now:.2f}x)" if before else ""
+    print(f"variable-rate anchor, Compare quality change -> new metrics: median {now:.2f} s{was} (goal < 1.5 s)")
+    print("  now: " + ", ".join(f"{t:.2f}" for t in times) + " s")
+    if before:
+        print(f"  {rev}: " + ", ".join(f"{t:.2f}" for t in before) + " s")
 
 
 if __name__ == "__main__":

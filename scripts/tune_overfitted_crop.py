@@ -60,12 +60,26 @@ def softround(y, t):
     return m + torch.tanh(r / t) / (2 * math.tanh(1 / (2 * t)))
 
 
+#: the latent upsampling filter (``--up``)
+UPSAMPLING = "bilinear"
+
+
 def run(rgb, lam, iters, mode, latent_lr, lr, noise_share, seed=0, cfg=None, kuma=False, st_lr=0.1):
     cfg = cfg or Config()
     torch.manual_seed(seed)
     h, w = rgb.shape[:2]
     x = torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255
     model = OverfittedModel(cfg, h, w, seed)
+    if UPSAMPLING != "bilinear":  # an upsampling filter under test (the codec's is bilinear)
+        def upsample(ys, mode=UPSAMPLING):
+            f = torch.nn.functional
+            u = ys[-1]
+            for y in reversed(ys[:-1]):
+                u = f.interpolate(u, scale_factor=2, mode=mode, align_corners=False)
+                u = torch.cat((u[:, :, : y.shape[2], : y.shape[3]], y), dim=1)
+            return u
+
+        model.upsample = upsample
     lat = list(model.latents.parameters())
     ids = {id(p) for p in lat}
     net = [p for p in model.parameters() if id(p) not in ids]
@@ -115,9 +129,11 @@ if __name__ == "__main__":
     ap.add_argument("--st-lr", type=float, default=0.1)
     ap.add_argument("--arm", type=int, default=8)
     ap.add_argument("--synth", type=int, default=16)
+    ap.add_argument("--up", default="bilinear", choices=["bilinear", "bicubic"])
     ap.add_argument("--tag", default="")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    UPSAMPLING = a.up
     rgb = crop(a.image, a.size)
     ref = webp_curve(rgb)
     cfg = Config(arm_hidden=a.arm, synth_hidden=a.synth)

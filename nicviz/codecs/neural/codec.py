@@ -64,9 +64,6 @@ class NeuralCodec(Codec):
     source (:class:`VariableRateWeights`) the rate of one model on a continuous scale."""
 
     family = "neural"
-    #: a variable-rate model keeps the last images' analysis (``g_a``) for a new quality
-    #: (:func:`~nicviz.codecs.neural.gained.memoize_analysis`); ``False`` measures without
-    reuse_analysis = True
     #: nicviz's own container (header, entropy-coded strings, CRC-32): ``nicviz`` decodes it
     suffix = ".nicviz"
 
@@ -133,7 +130,7 @@ class NeuralCodec(Codec):
                     m.update(force=True)
                 # channels-last: oneDNN's convolutions run the transforms ~1.6x faster here
                 m = m.to(memory_format=torch.channels_last)
-                if self.source.variable_rate and self.reuse_analysis:  # a new quality of the same image reuses its analysis
+                if self.source.variable_rate:  # a new quality of the same image reuses its analysis
                     from nicviz.codecs.neural.gained import memoize_analysis
 
                     memoize_analysis(m)
