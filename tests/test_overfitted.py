@@ -210,6 +210,50 @@ def test_a_sweep_makes_each_fit_its_own_unit_of_work(tmp_path):
                             ("b.png", (("overfitted", 6),))])
 
 
+def test_a_resumed_sweep_refuses_rows_of_other_encoder_settings(tmp_path):
+    """A Kodak sweep accumulates over sessions: resuming it after the codec's recipe or size
+    changed would mix two encoders in one curve. It stops in one line before any fit; the
+    rows already there stay as they were. Where it ran (device, precision) may differ."""
+    from PIL import Image
+
+    from nicviz.codecs import register_codec
+    from nicviz.codecs.base import unregister_codec
+    from nicviz.codecs.overfitted.model import Config
+    from nicviz.datasets import Dataset, resolve_dataset
+    from nicviz.errors import NicvizError
+    from nicviz.sweep import run_sweep
+
+    class OnAGpu(OverfittedCodec):  # rows as a lent GPU writes them (the fit itself runs here)
+        def settings(self) -> dict:
+            return {**super().settings(), "device": "cuda", "precision": "bf16"}
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(_photo(12, 12)).save(folder / name)
+    ds = resolve_dataset(str(folder))
+    out = tmp_path / "of.csv"
+
+    def sweep(factory, dataset=ds):
+        unregister_codec("of-test")
+        register_codec("of-test", factory)
+        return run_sweep(dataset, ["of-test"], {"of-test": [2]}, out, metrics=("psnr",), progress=False)
+
+    try:
+        sweep(lambda: OnAGpu("of-test", iterations=3), Dataset(ds.name, ds.root, ds.files[:1]))
+        before = out.read_bytes()
+        with pytest.raises(NicvizError) as err:
+            sweep(lambda: OverfittedCodec("of-test", iterations=3, config=Config(arm_hidden=4)))
+        assert "of.csv" in str(err.value) and "config" in str(err.value) and "\n" not in str(err.value)
+        with pytest.raises(NicvizError) as err:
+            sweep(lambda: OverfittedCodec("of-test", iterations=4))
+        assert "iterations" in str(err.value)
+        assert out.read_bytes() == before
+        assert sweep(lambda: OverfittedCodec("of-test", iterations=3)).computed == 1  # the second image only
+    finally:
+        unregister_codec("of-test")
+
+
 def test_a_per_image_codec_sweeps_images_in_a_random_order_that_every_run_repeats(tmp_path):
     """A Kodak or ISIC sweep of the overfitted codec takes hours: stopped part way, what it
     finished is a random sample of whole images, not the first class folders."""
