@@ -18,7 +18,7 @@ import numpy as np
 from nicviz.codecs.overfitted.entropy import BitReader, BitWriter, StreamError, golomb_bits, read_golomb, write_golomb
 from nicviz.codecs.overfitted.model import CONTEXT, Config
 
-__all__ = ["pack", "unpack", "Stream", "param_shapes", "MAX_SIDE", "group_bits", "MAX_ABS"]
+__all__ = ["pack", "unpack", "Stream", "param_shapes", "MAX_SIDE", "group_bits", "MAX_ABS", "exact_fan_in"]
 
 _MAGIC = b"NO"
 _VERSION = 1
@@ -26,6 +26,14 @@ _HEAD = ">BHHBBBBBf"
 MAX_SIDE = 16384
 #: every parameter is below this in magnitude (keeps the exact decoder's sums under 2^53)
 MAX_ABS = 64
+
+
+def exact_fan_in(k: int) -> int:
+    """The most inputs a layer with parameters on the ``2^-k`` grid may sum exactly in
+    float64: each product of an activation (under 2^10, on the 2^-16 grid) and a parameter
+    (under MAX_ABS = 2^6, on the 2^-k grid) is an integer under 2^(32 + k) in units of
+    2^-(16 + k), so ``fan_in + 1`` of them (the bias too) stay under 2^53."""
+    return max(0, 2 ** max(0, 53 - 32 - k) - 1) if k <= 21 else 0
 
 
 def param_shapes(config: Config) -> dict[str, dict[str, tuple]]:
@@ -90,9 +98,9 @@ def unpack(data: bytes) -> Stream:
     if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE) or not 1 <= levels <= 10 or not (1 <= arm_h <= 64
                                                                                       and 1 <= syn_h <= 64):
         raise StreamError("corrupt overfitted bitstream (header values)")
-    if k_arm > 16 or k_syn > 16:
-        raise StreamError("corrupt overfitted bitstream (parameter step)")
     config = Config(levels, arm_h, syn_h)
+    if not (exact_fan_in(k_arm) >= max(len(CONTEXT), arm_h) and exact_fan_in(k_syn) >= max(levels, syn_h, 27)):
+        raise StreamError("corrupt overfitted bitstream (parameter step)")
     pos = 2 + head
     (n_params,) = struct.unpack(">I", data[pos:pos + 4])
     pos += 4
