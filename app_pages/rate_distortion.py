@@ -10,7 +10,7 @@ from nicviz.dashboard.widgets import load_results, missing_columns, result_frame
 from nicviz.metrics import METRIC_LABELS, METRICS, curve_metrics, get_metric
 from nicviz.plots import rd_figure
 from nicviz.reference import load_references
-from nicviz.results import fitting_iterations, list_result_files, results_dir, whole_images
+from nicviz.results import fitting_effort, list_result_files, results_dir, whole_images
 
 st.title("Rate-distortion")
 
@@ -55,8 +55,8 @@ for key in chosen:
         st.warning(f"{key} is left out: it has no {', '.join(missing)} column(s).")
         continue
     if "codec_settings" in frame.columns:  # a codec that fits each image: its effort is part of its name
-        its = frame["codec_settings"].map(fitting_iterations)
-        frame = frame.assign(codec=[f"{c} ({n:,} it.)" if n else c for c, n in zip(frame["codec"], its, strict=True)])
+        effort = frame["codec_settings"].map(fitting_effort)
+        frame = frame.assign(codec=[f"{c} ({e})" if e else c for c, e in zip(frame["codec"], effort, strict=True)])
     if key.startswith("user/"):  # a user's sweep is a curve of its own, never averaged into the shipped ones
         frame = frame.assign(codec=frame["codec"].astype(str) + f" ({key.removeprefix('user/').removesuffix('.csv')})")
     frames.append(frame)

@@ -35,8 +35,9 @@ _OWN = {"overfitted": "#000000", "overfitted-fast": "#444444", "overfitted-slow"
 
 def codec_color(codec: str) -> str:
     """The same colour for a codec in every chart (a user's curve, ``jpeg (my-sweep)``, gets
-    another); a per-image codec labelled with its effort, ``overfitted (3,000 it.)``, keeps its own."""
-    effort = re.fullmatch(r"(.+) \([\d,]+ it\.\)", codec)
+    another); a per-image codec labelled with its effort, ``overfitted (3,000 it., 890 MAC/px)``,
+    keeps its own."""
+    effort = re.fullmatch(r"(.+) \([\d,]+ it\.(?:, [\d,]+ MAC/px)?\)", codec)
     if effort and (effort.group(1) in _FIXED or effort.group(1) in _OWN):
         codec = effort.group(1)
     if codec in _OWN:

@@ -24,6 +24,7 @@ from nicviz.paths import atomic_write, atomic_write_text, data_root, results_dir
 
 __all__ = [
     "fitting_iterations",
+    "fitting_effort",
     "whole_images",
     "portable_root",
     "dataset_folder",
@@ -239,6 +240,22 @@ def fitting_iterations(settings: object) -> int:
         return int(json.loads(settings).get("iterations", 0)) if isinstance(settings, str) else 0
     except (ValueError, AttributeError, TypeError):
         return 0
+
+
+def fitting_effort(settings: object) -> str:
+    """A row's encoder effort and decoder size in words, from its ``codec_settings`` (JSON):
+    ``"3,000 it., 890 MAC/px"``; ``""`` for a codec that records none. Two architectures
+    at the same iterations are two curves, never one."""
+    its = fitting_iterations(settings)
+    if not its:
+        return ""
+    try:
+        config = json.loads(settings).get("config")  # type: ignore[arg-type]  # a str: fitting_iterations read it
+        from nicviz.codecs.overfitted.model import Config, macs_per_pixel
+
+        return f"{its:,} it., {macs_per_pixel(Config(**config)):,.0f} MAC/px"
+    except (ValueError, AttributeError, TypeError):
+        return f"{its:,} it."
 
 
 def whole_images(df: pd.DataFrame, by: tuple[str, ...] = ("codec", "task")) -> pd.DataFrame:

@@ -56,8 +56,12 @@ def streams() -> dict[str, tuple[str, bytes]]:
     strings = [s[0] for s in c["strings"]]
     v1 = b"NV" + struct.pack(">BBIIHHB", 1, 3, rgb.shape[0], rgb.shape[1], *shape, len(strings))
     out["mini-v1.nicviz"] = ("cheng2020-anchor-mini", v1 + b"".join(struct.pack(">I", len(s)) + s for s in strings))
-    out["overfitted.nof"] = ("overfitted", OverfittedCodec("overfitted", iterations=150).encode(rgb, 4))
+    out["overfitted-v2.nof"] = ("overfitted", OverfittedCodec("overfitted", iterations=150).encode(rgb, 4))
     return out
+
+
+#: streams this encoder can no longer write (an older format or decoder size): kept as committed
+FROZEN = {"overfitted.nof": "version 1 (4 location bins, ARM 8), written before stop 25"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     rgb = picture()
     record = {"picture": "astronaut[40:136, 190:318] (scikit-image)", "streams": {}}
+    old = json.loads((OUT / "golden.json").read_text())["streams"] if (OUT / "golden.json").is_file() else {}
+    for name in FROZEN:
+        if name in old and (OUT / name).is_file():
+            record["streams"][name] = old[name]
     for name, (codec, data) in streams().items():
         (OUT / name).write_bytes(data)
         dec = get_codec(codec).decode(data)

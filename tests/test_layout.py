@@ -208,6 +208,7 @@ def test_reference_curves_take_their_codecs_colour():
     assert len({codec_color(n) for n in names}) == len(names)
     # the overfitted curve labelled with its effort keeps its colour (it had drawn in WebP's blue)
     assert codec_color("overfitted (3,000 it.)") == codec_color("overfitted") != codec_color("webp")
+    assert codec_color("overfitted (3,000 it., 890 MAC/px)") == codec_color("overfitted")
 
 
 def test_whole_images_keeps_only_the_images_of_every_quality_per_codec_and_task():

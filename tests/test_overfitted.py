@@ -87,7 +87,8 @@ def test_truncated_and_flipped_streams_are_one_line_errors(coded):
 
 def test_the_coder_meets_the_rate_model(coded):
     """The latent stream is within a few percent of the ARM's own Laplace bits (the
-    table quantization of scale and offset costs a little)."""
+    table quantization of scale and location costs a little: with version 1's 4 location
+    bins it was 11 % at this size with the 16-wide ARM, 3 % with version 2's 16)."""
     from nicviz.codecs.overfitted.codec import _exact
     from nicviz.codecs.overfitted.entropy import decode_latents, encode_latents
     from nicviz.codecs.overfitted.model import arm_exact_grid, laplace_bits, level_shapes
@@ -102,8 +103,8 @@ def test_the_coder_meets_the_rate_model(coded):
         mu, log_b = arm_exact_grid(y, arm)
         model_bits += float(laplace_bits(y, mu, log_b).sum())
     coded_bits = 8 * len(encode_latents(ys, arm))
-    assert coded_bits == 8 * len(s.latents)
-    assert model_bits * 0.97 - 64 <= coded_bits <= model_bits * 1.10 + 64
+    assert s.version == 2 and coded_bits == 8 * len(s.latents)
+    assert model_bits * 0.97 - 64 <= coded_bits <= model_bits * 1.06 + 64
 
 
 def test_exp_golomb_codes_round_trip_and_have_the_counted_length():

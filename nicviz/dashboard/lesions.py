@@ -24,7 +24,7 @@ from nicviz.dashboard.widgets import (
     quality_picker,
     size_guard,
 )
-from nicviz.results import fitting_iterations, whole_images
+from nicviz.results import fitting_effort, fitting_iterations, whole_images
 from nicviz.tasks.classify.models import ISIC_MODELS, MODELS_DIR
 
 __all__ = ["lesion_check", "study_evidence", "classifier_name", "class_maps"]
@@ -211,7 +211,8 @@ def study_evidence(frames: dict, codec: str | None, bpp: float | None = None, ta
     first = rows[rows["quality"] == summary["quality"].iloc[0]]
     its = fitting_iterations(rows["codec_settings"].dropna().iloc[0]) if "codec_settings" in rows and \
         rows["codec_settings"].notna().any() else 0
-    effort = f", {its:,} fitting iterations an image" if its else ""
+    size = fitting_effort(rows["codec_settings"].dropna().iloc[0]).partition(", ")[2] if its else ""
+    effort = f", {its:,} fitting iterations an image" + (f" with a {size} decoder" if size else "") if its else ""
     st.markdown(f"**{classifier_name(task)}, {count(first['image'].nunique(), 'image')} of the ISIC test set "
                 f"({key}{effort}).** " + originals_sentence(first))
     summary = summary.sort_values("bpp", ascending=False).reset_index(drop=True)

@@ -11,7 +11,7 @@ from functools import partial
 import numpy as np
 
 from nicviz.codecs.base import Codec, CodecError, QualityScale
-from nicviz.codecs.overfitted.entropy import StreamError, decode_latents, encode_latents
+from nicviz.codecs.overfitted.entropy import OFFSETS_BY_VERSION, StreamError, decode_latents, encode_latents
 from nicviz.codecs.overfitted.model import Config, decode_exact, level_shapes, macs_per_pixel
 from nicviz.codecs.overfitted.stream import MAX_ABS, MAX_SIDE, Stream, group_bits, pack, param_shapes, unpack
 
@@ -176,7 +176,8 @@ class OverfittedCodec(Codec):
         try:
             s = unpack(bytes(data))
             arm = _exact(s.params["arm"], s.k["arm"])
-            ys = decode_latents(s.latents, level_shapes(s.height, s.width, s.config.levels), arm)
+            ys = decode_latents(s.latents, level_shapes(s.height, s.width, s.config.levels), arm,
+                                OFFSETS_BY_VERSION[s.version])
             return decode_exact(ys, _exact(s.params["synthesis"], s.k["synthesis"]))
         except StreamError as exc:
             raise CodecError(str(exc)) from None

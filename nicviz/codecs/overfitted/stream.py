@@ -1,6 +1,7 @@
 """The overfitted codec's bitstream: header, quantized decoder parameters, latents, CRC.
 
-Layout (big-endian): ``b"NO"`` | version 1 | height, width (u16) | levels, ARM hidden,
+Layout (big-endian): ``b"NO"`` | version (2; 1 still decodes: its latent tables have 4
+location bins instead of 16, :mod:`~nicviz.codecs.overfitted.entropy`) | height, width (u16) | levels, ARM hidden,
 synthesis hidden (u8) | ARM and synthesis step exponents ``k`` (u8) | quality (float32) |
 parameter bytes length (u32) | parameters: per group an exp-Golomb order (u8 in the bit
 stream) and the signed codes of every integer | latent stream length (u32) | rANS bytes |
@@ -21,7 +22,9 @@ from nicviz.codecs.overfitted.model import CONTEXT, Config
 __all__ = ["pack", "unpack", "Stream", "param_shapes", "MAX_SIDE", "group_bits", "MAX_ABS", "exact_fan_in"]
 
 _MAGIC = b"NO"
-_VERSION = 1
+_VERSION = 2
+#: versions this decoder reads
+_VERSIONS = (1, 2)
 _HEAD = ">BHHBBBBBf"
 MAX_SIDE = 16384
 #: every parameter is below this in magnitude (keeps the exact decoder's sums under 2^53)
@@ -55,6 +58,8 @@ class Stream:
     #: integer parameters per group and name
     params: dict[str, dict[str, np.ndarray]]
     latents: bytes
+    #: the format version (what :func:`pack` writes; :func:`unpack` reports the stream's)
+    version: int = _VERSION
 
 
 def _flat(group: dict[str, np.ndarray]) -> np.ndarray:
@@ -76,7 +81,7 @@ def pack(s: Stream) -> bytes:
         write_golomb(bw, values, order)
     params = bw.getvalue()
     body = b"".join([
-        _MAGIC, struct.pack(_HEAD, _VERSION, s.height, s.width, s.config.levels, s.config.arm_hidden,
+        _MAGIC, struct.pack(_HEAD, s.version, s.height, s.width, s.config.levels, s.config.arm_hidden,
                             s.config.synth_hidden, s.k["arm"], s.k["synthesis"], float(s.quality)),
         struct.pack(">I", len(params)), params, struct.pack(">I", len(s.latents)), s.latents])
     return body + struct.pack(">I", zlib.crc32(body))
@@ -93,7 +98,7 @@ def unpack(data: bytes) -> Stream:
     if zlib.crc32(data[:end]) != struct.unpack(">I", data[end:])[0]:
         raise StreamError("corrupt or truncated overfitted bitstream (checksum mismatch)")
     version, h, w, levels, arm_h, syn_h, k_arm, k_syn, quality = struct.unpack(_HEAD, data[2:2 + head])
-    if version != _VERSION:
+    if version not in _VERSIONS:
         raise StreamError(f"unsupported overfitted bitstream version {version}")
     if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE) or not 1 <= levels <= 10 or not (1 <= arm_h <= 64
                                                                                       and 1 <= syn_h <= 64):
@@ -127,4 +132,4 @@ def unpack(data: bytes) -> Stream:
     pos += 4
     if pos + n_lat != end:
         raise StreamError("corrupt or truncated overfitted bitstream (latent stream length)")
-    return Stream(h, w, config, {"arm": k_arm, "synthesis": k_syn}, quality, params, data[pos:end])
+    return Stream(h, w, config, {"arm": k_arm, "synthesis": k_syn}, quality, params, data[pos:end], version)
