@@ -211,6 +211,22 @@ def test_reference_curves_take_their_codecs_colour():
     assert codec_color("overfitted (3,000 it., 890 MAC/px)") == codec_color("overfitted")
 
 
+def test_two_decoder_sizes_at_the_same_effort_are_two_labels():
+    """The RD page names a per-image codec's curve by its effort and decoder size, so rows of
+    the first architecture (ARM 8) and of today's never average into one curve."""
+    import json
+
+    from nicviz.codecs import get_codec
+    from nicviz.codecs.overfitted.model import Config, macs_per_pixel
+    from nicviz.results import fitting_effort
+
+    now = get_codec("overfitted").settings()
+    first = {**now, "config": {**now["config"], "arm_hidden": 8}}
+    a, b = fitting_effort(json.dumps(now)), fitting_effort(json.dumps(first))
+    assert a == f"3,000 it., {macs_per_pixel(Config()):,.0f} MAC/px" and b == "3,000 it., 484 MAC/px" and a != b
+    assert fitting_effort(json.dumps({"iterations": 10})) == "10 it." and fitting_effort(None) == ""
+
+
 def test_whole_images_keeps_only_the_images_of_every_quality_per_codec_and_task():
     """A growing per-image sweep: its half-finished image is left out of its curve, the
     other codec's rows are untouched (it has its own qualities)."""
