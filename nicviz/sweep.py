@@ -41,6 +41,7 @@ from nicviz.results import (
     write_json_atomic,
     write_results,
 )
+from nicviz.sweep_settings import check_same_settings
 from nicviz.tasks import TaskRunner
 
 __all__ = ["Task", "SweepSummary", "Executor", "SerialExecutor", "ProcessExecutor", "run_sweep", "plan_tasks",
@@ -284,38 +285,6 @@ def _write_errors(errors: list[dict], out: Path) -> None:
         err_file.unlink()
 
 
-#: encoder settings that may differ between the rows of one sweep (where it ran, not what it is)
-_RUN_SETTINGS = ("device", "precision")
-
-
-def _identity(settings: dict) -> dict:
-    return {k: v for k, v in settings.items() if k not in _RUN_SETTINGS}
-
-
-def _check_same_settings(rows: Iterable[dict], codecs: Sequence[str], out: Path) -> None:
-    """A resumed sweep must not mix encoders: rows of a codec whose recorded settings (its
-    iterations, architecture, recipe, lambda ladder) differ from the codec's settings now
-    stop the sweep in one line, before any work."""
-    import json
-
-    want = {}
-    for name in codecs:
-        settings = get_codec(name).settings()
-        if settings is not None:
-            want[name] = _identity(json.loads(json.dumps(settings)))
-    if not want:
-        return
-    for rec in rows:
-        name, raw = rec.get("codec"), rec.get("codec_settings")
-        if name not in want or not isinstance(raw, str) or not raw:
-            continue
-        had = _identity(json.loads(raw))
-        if had != want[name]:
-            keys = sorted(k for k in set(had) | set(want[name]) if had.get(k) != want[name].get(k))
-            raise NicvizError(f"{out.name} already has {name} rows encoded with other settings ({', '.join(keys)}); "
-                              "resume with the settings they record, or write the new settings to another file")
-
-
 def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int]], out: str | os.PathLike,
               metrics: Sequence[str] = METRICS, jobs: int = 1, executor: Executor | None = None,
               progress: bool = True, command: list[str] | None = None, flush_every_s: float = 30.0,
@@ -346,7 +315,7 @@ def run_sweep(dataset: Dataset, codecs: list[str], qualities: dict[str, list[int
     try:
         t_start = time.perf_counter()
         found = _existing_rows(out, tuple(metrics))
-        _check_same_settings(found.values(), codecs, out)
+        check_same_settings(found.values(), codecs, out)
         tasks = plan_tasks(dataset, codecs, qualities, metrics, found.keys(), task, labels)
         if pixel_limits:
             tasks = [replace(t, pixel_limits=tuple(sorted(pixel_limits.items())), downscale=downscale) for t in tasks]
