@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import re
+import threading
 
 import numpy as np
 import pandas as pd
@@ -96,10 +98,26 @@ def zoom_crop(rgb: np.ndarray, cx: float, cy: float, zoom: float, out_w: int = 4
     return np.asarray(Image.fromarray(crop).resize((out_w, max(1, int(round(ch * scale)))), Image.Resampling.NEAREST))
 
 
+#: PNG data URLs of recent images, by content: the original of a Compare view is the same
+#: picture on every quality change, so its encoding (about 0.06 s at 768 x 512) is done once
+_URLS: dict[tuple, str] = {}
+_URLS_LOCK = threading.Lock()  # Streamlit serves each session from a thread of its own
+
+
 def _data_url(rgb: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    rgb = np.ascontiguousarray(rgb)
+    key = (rgb.shape, str(rgb.dtype), hashlib.blake2b(rgb.data, digest_size=16).digest())
+    with _URLS_LOCK:
+        url = _URLS.get(key)
+    if url is None:
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
+        url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+        with _URLS_LOCK:
+            while len(_URLS) >= 8:  # a handful of recent pictures, oldest dropped first
+                _URLS.pop(next(iter(_URLS)))
+            _URLS[key] = url
+    return url
 
 
 def comparison_html(left: np.ndarray, right: np.ndarray, left_label: str, right_label: str,

@@ -255,3 +255,25 @@ def test_zoom_marker_outlines_the_zoomed_region():
     assert marked[y0 + h // 2, x0].any() and marked[y0 + h // 2, x0 + w - 1].any()  # the frame's sides
     assert not marked[y0 + h // 2, x0 + w // 2].any()  # the inside is left as it is
     assert not marked[5, 150].any()
+
+
+def test_comparison_slider_embeds_each_picture_as_it_is_and_reuses_the_original():
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from nicviz import plots
+
+    rng = np.random.default_rng(3)
+    left = rng.integers(0, 255, (24, 40, 3), dtype=np.uint8)
+    right = rng.integers(0, 255, (24, 40, 3), dtype=np.uint8)
+    html, _ = plots.comparison_html(left, right, "original", "compressed", width=400)
+    urls = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    decoded = [np.asarray(Image.open(io.BytesIO(base64.b64decode(u))).convert("RGB")) for u in urls]
+    assert np.array_equal(decoded[0], right) and np.array_equal(decoded[1], left)
+    assert plots._data_url(left.copy()) == plots._data_url(left)  # by content: the cached original
+    changed = left.copy()
+    changed[0, 0, 0] ^= 1
+    assert plots._data_url(changed) != plots._data_url(left)  # one changed value is a new picture
