@@ -64,6 +64,18 @@ def softround(y, t):
 UPSAMPLING = "bilinear"
 
 
+def kumaraswamy_noise(shape, a):
+    """Noise in [-1/2, 1/2] from a Kumaraswamy(a, b) distribution whose mode is 1/2 (C3, Kim
+    et al., CVPR 2024): uniform at ``a = 1``, more and more peaked at the centre as ``a`` grows."""
+    b = (2**a * (a - 1) + 1) / a
+    u = torch.rand(shape).clamp(1e-6, 1 - 1e-6)
+    return (1 - (1 - u) ** (1 / b)) ** (1 / a) - 0.5
+
+
+#: the phase-1 noise (``--noise``): uniform, or Kumaraswamy with ``a`` annealed linearly
+NOISE = "uniform"
+
+
 def run(rgb, lam, iters, mode, latent_lr, lr, noise_share, seed=0, cfg=None, kuma=False, st_lr=0.1):
     cfg = cfg or Config()
     torch.manual_seed(seed)
@@ -97,7 +109,11 @@ def run(rgb, lam, iters, mode, latent_lr, lr, noise_share, seed=0, cfg=None, kum
                 ys.append(y + torch.rand_like(y) - 0.5)
             elif mode == "soft":
                 t = 0.3 * (0.1 / 0.3) ** (it / n1)  # anneal 0.3 -> 0.1
-                u = torch.rand_like(y) - 0.5
+                if NOISE == "uniform":
+                    u = torch.rand_like(y) - 0.5
+                else:
+                    a0, a1 = (2.0, 1.0) if NOISE == "kuma21" else (1.0, 2.0)
+                    u = kumaraswamy_noise(y.shape, a0 + (a1 - a0) * it / n1)
                 ys.append(softround(softround(y, t) + u, t))
         xhat, bits = model(ys)
         mse = torch.mean((xhat - x) ** 2)
@@ -130,10 +146,12 @@ if __name__ == "__main__":
     ap.add_argument("--arm", type=int, default=8)
     ap.add_argument("--synth", type=int, default=16)
     ap.add_argument("--up", default="bilinear", choices=["bilinear", "bicubic"])
+    ap.add_argument("--noise", default="uniform", choices=["uniform", "kuma21", "kuma12"])
     ap.add_argument("--tag", default="")
     a = ap.parse_args()
     torch.set_num_threads(1)
     UPSAMPLING = a.up
+    NOISE = a.noise
     rgb = crop(a.image, a.size)
     ref = webp_curve(rgb)
     cfg = Config(arm_hidden=a.arm, synth_hidden=a.synth)
