@@ -337,6 +337,9 @@ def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_tur
         plates = write_plate_folder(tmp_path / "plate", count=1, seed=3)
         photo = next(Path(plates).glob("*.png"))
         text = (Path(plates) / "labels.csv").read_text().splitlines()[1].split(",")[1]
+        # the page opens on the inspection; the live reading has a tab of its own
+        pg.get_by_role("tab", name="Read a plate live").click()
+        _wait_idle(pg)
         pg.get_by_text("my own plate photo").click()
         _wait_idle(pg)
         pg.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
