@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     command = ["scripts/compare_recipes.py", "--start", Path(args.start).name, "--data", Path(args.data).name,
                "--seconds", f"{args.seconds:g}", "--variants", ",".join(names), "--holdout", str(args.holdout),
                "--qualities", args.qualities, "--kodak", str(args.kodak)]
-    meta = run_metadata(command,
+    meta = run_metadata(command, task="training-recipes",  # not a sweep: Rate-distortion does not offer it
                         start=Path(args.start).name, arch=args.arch, dataset=Path(args.data).name,
                         holdout=args.holdout, seconds=args.seconds, variants={n: VARIANTS[n] for n in names},
                         common=COMMON + ([] if args.dry_run_steps else FAST), qualities=qualities, seed=0, wall_s=round(time.time() - t0, 1))

@@ -52,6 +52,21 @@ def test_shipped_metadata_names_no_absolute_path():
         assert "/work/" not in text and "/home/" not in text, meta.name
 
 
+def test_every_shipped_rd_results_file_can_be_drawn(monkeypatch):
+    """Rate-distortion offers every file whose metadata says task ``rd`` (the default): a
+    shipped table of another kind (a recipe comparison) must say so, or every user sees it
+    listed as a file that cannot be drawn."""
+    from nicviz.results import list_result_files
+
+    monkeypatch.setenv("NICVIZ_RESULTS", str(ROOT / "results"))
+    files = list_result_files("rd")
+    assert files
+    for p in files:
+        cols = set(pd.read_csv(p, nrows=1).columns) if p.suffix == ".csv" else set(pd.read_parquet(p).columns)
+        missing = {"dataset", "image", "codec", "quality", "bpp", "psnr"} - cols
+        assert not missing, f"{p.relative_to(ROOT)} lacks {sorted(missing)}"
+
+
 def test_portable_root_round_trips_inside_and_outside_the_data_root(tmp_path, monkeypatch):
     from nicviz.results import dataset_folder, portable_root
 
