@@ -84,6 +84,10 @@ if len(fewer):
     st.caption("Curves over fewer images than the others (a sweep still growing, or a subset): "
                + "; ".join(f"{c}: {n} of {counts.max()} images" for c, n in fewer.items())
                + ". Filter the images below to compare codecs on the same ones.")
+    common = sorted(set.intersection(*(set(g["image"]) for _, g in df.groupby("codec"))))
+    if common:  # one click instead of picking the growing sweep's images one by one
+        st.button(f"Compare every codec on the {len(common)} image(s) all curves have", key=f"rd_common_{ds}",
+                  on_click=lambda: st.session_state.update({f"rd_images_{ds}": common}))
 
 c1, c2, c3 = st.columns(3)
 metric = c1.selectbox("Quality metric", curve_metrics(),

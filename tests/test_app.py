@@ -523,6 +523,12 @@ def test_bd_rate_compares_a_growing_sweep_on_the_images_it_shares_with_the_ancho
     over_all = bd_rate(grown, "jpeg", "webp").bd_rate
     assert abs(on_coffee - over_all) > 0.5  # the two readings differ: the test can tell them apart
     assert bd.loc["webp", "BD-rate (%)"] == round(on_coffee, 1)
+    # one click holds every curve to the images the growing sweep has: the image filter is set to them
+    keyed(at.button, "rd_common_").click().run()
+    assert not at.exception
+    assert keyed(at.multiselect, "rd_images_").value == ["coffee.png"]
+    means = next(d.value for d in at.dataframe if {"images", "quality"} <= set(d.value.columns))
+    assert set(means["codec"]) == {"jpeg", "webp"} and (means["images"] == 1).all()  # jpeg too: coffee only
 
 
 def test_plates_page_draws_the_overfitted_sweep_beside_the_others_on_its_plates(results_root, tmp_path,
