@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                        ignore_index=True)
     df = pd.concat([others[others["image"].isin(full)], ours], ignore_index=True)
     print(f"\nBD-rate of {args.codec} (PSNR, pchip) on these images; negative = fewer bits for the same PSNR")
-    for anchor in ("webp", "avif", "heif", "jpeg", "jpeg2000", "cheng2020-anchor-mini", "cheng2020-attn-mini"):
+    for anchor in ("webp", "avif", "heif", "jpeg", "jpeg2000", "jpegxl", "cheng2020-anchor-mini", "cheng2020-attn-mini"):
         if anchor not in set(df["codec"]):
             continue
         try:
