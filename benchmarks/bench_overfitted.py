@@ -3,7 +3,11 @@ float32 against bfloat16 autocast (this CPU's AMX), one process against two proc
 once (one thread each), and decode time against the Cheng2020 anchor mini's wavefront
 decode, on the same Kodak image (kodim01, or a built-in photograph without data).
 
-    python benchmarks/bench_overfitted.py [--iterations 20]
+    python benchmarks/bench_overfitted.py [--iterations 20] [--before REV [--rounds 2]]
+
+``--before REV`` also times fitting (fp32, one thread) with the fitting code of git revision
+``REV`` (its ``nicviz`` package, exported to a temporary folder), the two trees in alternate
+fresh processes, ``--rounds`` each, and prints the medians and their ratio.
 """
 
 from __future__ import annotations
@@ -11,10 +15,14 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+if "--worker" in sys.argv:  # a process of --before: that tree's nicviz before the installed one
+    sys.path.insert(0, sys.argv[sys.argv.index("--worker") + 1])
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_dataset  # noqa: E402
 
@@ -43,10 +51,45 @@ def iterations_per_s(iterations: int, precision: str = "fp32", queue=None) -> fl
     return rate
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _rate_in(tree: Path, iterations: int) -> float:
+    """Fitting iterations/s with the ``nicviz`` package of ``tree``, in a fresh process."""
+    out = subprocess.run([sys.executable, __file__, "--worker", str(tree), "--iterations", str(iterations)],
+                         check=True, capture_output=True, text=True).stdout
+    return float(out.split()[-1])
+
+
+def before_after(rev: str, iterations: int, rounds: int) -> None:
+    """Print fitting speed of revision ``rev`` against this checkout, alternating processes."""
+    with tempfile.TemporaryDirectory(prefix="nicviz-bench-before-") as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "nicviz"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        was, now = [], []
+        for _ in range(rounds):
+            was.append(_rate_in(Path(tmp), iterations))
+            now.append(_rate_in(ROOT, iterations))
+    b, a = statistics.median(was), statistics.median(now)
+    print(f"fitting, fp32, one thread: {rev} {1 / b:.3f} s/iteration, this checkout {1 / a:.3f} s/iteration "
+          f"({a / b:.2f}x faster; runs: " + ", ".join(f"{1 / r:.3f}" for r in was) + " against "
+          + ", ".join(f"{1 / r:.3f}" for r in now) + ")")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iterations", type=int, default=20)
+    ap.add_argument("--before", metavar="REV", help="also time fitting with this git revision's code")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:  # a process of --before: the nicviz package of that tree first on the path
+        import nicviz
+
+        assert Path(nicviz.__file__).resolve().is_relative_to(Path(args.worker).resolve()), nicviz.__file__
+        print(iterations_per_s(args.iterations))
+        return 0
     import torch
 
     rgb, name = _image()
@@ -90,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"decode, one thread: overfitted {dec:.2f} s ({macs_per_pixel(codec.config):,.0f} MAC/pixel, bit-exact), "
           f"cheng2020-anchor-mini wavefront {mdec:.2f} s ({dec / mdec:.2f}x the mini's time)")
+    if args.before:
+        before_after(args.before, args.iterations, args.rounds)
     return 0
 
 
