@@ -35,7 +35,35 @@ import numpy as np
 
 from nicviz.codecs.overfitted.model import LIMIT, Config, OverfittedModel
 
-__all__ = ["FitResult", "fit", "Cancelled", "learning_rate"]
+__all__ = ["FitResult", "fit", "Cancelled", "learning_rate", "keep_heap"]
+
+#: glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_heap() -> Callable[[], None]:
+    """Keep freed memory in the process's heap while fitting; returns the function that
+    gives it back. By default glibc serves each of a fit's 25 MB activations (16 x 393,216
+    floats at 768 x 512) with a fresh ``mmap`` and unmaps it when freed, so every iteration
+    faults in 64 MB of zeroed pages again (16,000 minor faults an iteration, measured): with
+    the mmap threshold at its 32 MB maximum and no trimming, an iteration of kodim05 went
+    from 0.26 to 0.24 s (faults 16,087 -> 453 an iteration). The returned function runs
+    ``malloc_trim``, so a long-lived server does not keep a fit's memory. Elsewhere than
+    glibc, nothing happens."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+        libc.mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1)
+    except (OSError, AttributeError):
+        return lambda: None
+
+    def release() -> None:
+        libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024)  # glibc's default
+        libc.malloc_trim(0)
+
+    return release
 
 
 class Cancelled(Exception):
@@ -85,10 +113,20 @@ def fit(rgb: np.ndarray, lam: float, iterations: int, config: Config | None = No
     (:class:`Cancelled`). ``precision`` ``bf16`` runs the forward pass under bfloat16
     autocast (CPU AMX or GPU). ``quantizer``: ``softround`` (C3) or ``noise`` (additive
     uniform noise) in phase 1."""
-    import torch
-
     if quantizer not in QUANTIZERS:
         raise ValueError(f"quantizer must be one of {', '.join(QUANTIZERS)}")
+    release = keep_heap()
+    try:
+        return _fit(rgb, lam, iterations, config, seed, lr, latent_lr, noise_share, device, precision,
+                    quantizer, temperature, progress, report_every)
+    finally:
+        release()
+
+
+def _fit(rgb, lam, iterations, config, seed, lr, latent_lr, noise_share, device, precision, quantizer,
+         temperature, progress, report_every) -> FitResult:
+    import torch
+
 
     config = config or Config()
     torch.manual_seed(seed)

