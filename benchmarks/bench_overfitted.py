@@ -1,5 +1,6 @@
 """The overfitted codec's cost, side by side in one run: fitting iterations per second in
-float32 against bfloat16 autocast (this CPU's AMX), one process against two processes at
+float32 against bfloat16 autocast (this CPU's AMX; each in its own process, since torch
+2.14.1's oneDNN AMX bf16 matmul dies with SIGFPE on Kodak's sizes), one process against two processes at
 once (one thread each), and decode time against the Cheng2020 anchor mini's wavefront
 decode, on the same Kodak image (kodim01, or a built-in photograph without data).
 
@@ -34,7 +35,7 @@ def _image():
     return load_image(ds.files[0]), ds.image_id(ds.files[0])
 
 
-def iterations_per_s(iterations: int, precision: str = "fp32", queue=None) -> float:
+def iterations_per_s(iterations: int, precision: str = "fp32", queue=None, crop: tuple[int, int] | None = None) -> float:
     import torch
 
     from nicviz.codecs.overfitted.codec import lambda_for
@@ -42,6 +43,8 @@ def iterations_per_s(iterations: int, precision: str = "fp32", queue=None) -> fl
 
     torch.set_num_threads(1)
     rgb, _ = _image()
+    if crop:
+        rgb = rgb[:crop[1], :crop[0]]
     fit(rgb, lambda_for(4), 3, precision=precision)  # warm-up (allocator, kernels)
     t = time.perf_counter()
     fit(rgb, lambda_for(4), iterations, precision=precision)
@@ -54,11 +57,22 @@ def iterations_per_s(iterations: int, precision: str = "fp32", queue=None) -> fl
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _rate_in(tree: Path, iterations: int) -> float:
-    """Fitting iterations/s with the ``nicviz`` package of ``tree``, in a fresh process."""
-    out = subprocess.run([sys.executable, __file__, "--worker", str(tree), "--iterations", str(iterations)],
-                         check=True, capture_output=True, text=True).stdout
-    return float(out.split()[-1])
+def _rate_in(tree: Path, iterations: int, precision: str = "fp32", env: dict | None = None,
+             crop: str = "") -> float:
+    """Fitting iterations/s with the ``nicviz`` package of ``tree``, in a fresh process; NaN
+    (and a line saying how) when that process dies."""
+    import os
+    import signal
+
+    run = subprocess.run([sys.executable, __file__, "--worker", str(tree), "--iterations", str(iterations),
+                          "--precision", precision] + (["--crop", crop] if crop else []), capture_output=True, text=True,
+                         env={**os.environ, **(env or {})})
+    if run.returncode != 0:
+        how = (f"signal {signal.Signals(-run.returncode).name}" if run.returncode < 0
+               else f"exit {run.returncode}: {(run.stderr.strip().splitlines() or [''])[-1]}")
+        print(f"  ({precision} fitting process died: {how})")
+        return float("nan")
+    return float(run.stdout.split()[-1])
 
 
 def before_after(rev: str, iterations: int, rounds: int) -> None:
@@ -83,20 +97,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--before", metavar="REV", help="also time fitting with this git revision's code")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    ap.add_argument("--crop", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:  # a process of --before: the nicviz package of that tree first on the path
         import nicviz
 
         assert Path(nicviz.__file__).resolve().is_relative_to(Path(args.worker).resolve()), nicviz.__file__
-        print(iterations_per_s(args.iterations))
+        crop = tuple(int(v) for v in args.crop.split("x")) if args.crop else None
+        print(iterations_per_s(args.iterations, args.precision, crop=crop))
         return 0
     import torch
 
     rgb, name = _image()
     print(f"{name}: {rgb.shape[1]} x {rgb.shape[0]}")
-    fp32 = iterations_per_s(args.iterations, "fp32")
-    bf16 = iterations_per_s(args.iterations, "bf16")
-    print(f"fitting, one process: fp32 {fp32:.2f} it/s, bf16 autocast {bf16:.2f} it/s ({bf16 / fp32:.2f}x)")
+    fp32 = _rate_in(ROOT, args.iterations, "fp32")
+    bf16 = _rate_in(ROOT, args.iterations, "bf16")  # its own process: oneDNN's AMX bf16 matmul can die
+    line = f"fitting, one process: fp32 {fp32:.2f} it/s, bf16 autocast {bf16:.2f} it/s ({bf16 / fp32:.2f}x)"
+    if torch.cpu._is_amx_tile_supported():  # the same without AMX tiles (AVX-512 BF16 instructions)
+        no_amx = _rate_in(ROOT, args.iterations, "bf16", {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"})
+        line += f", bf16 without AMX {no_amx:.2f} it/s ({no_amx / fp32:.2f}x)"
+        small = [_rate_in(ROOT, args.iterations, p, crop="704x480") for p in ("fp32", "bf16")]
+        line += f"; at 704 x 480 (no crash there) fp32 {small[0]:.2f}, bf16 {small[1]:.2f} it/s ({small[1] / small[0]:.2f}x)"
+    print(line)
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [ctx.Process(target=iterations_per_s, args=(args.iterations, "fp32", q)) for _ in range(2)]

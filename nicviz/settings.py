@@ -14,8 +14,11 @@ is decided here, by whoever starts the server:
 - ``NICVIZ_MAX_NEURAL_PIXELS`` (1,000,000): the same for neural codecs.
 - ``NICVIZ_DEVICE`` (``cpu``): where the overfitted codecs fit each image (``cuda`` on a GPU);
   ``nicviz sweep --device`` sets it for a run and its workers.
-- ``NICVIZ_OVERFITTED_PRECISION`` (``fp32``): ``bf16`` fits under bfloat16 autocast
-  (``benchmarks/bench_overfitted.py`` measures whether it pays).
+- ``NICVIZ_OVERFITTED_PRECISION`` (``fp32``): ``bf16`` fits under bfloat16 autocast on a GPU
+  (``benchmarks/bench_overfitted.py`` measures whether it pays). Refused on a CPU with AMX:
+  there torch 2.14.1's oneDNN bf16 matmul dies with SIGFPE on some shapes (a 16 x 16
+  product over 98,304 rows, the level-1 latent of every 768 x 512 Kodak image), which would
+  take the server down, and it measured 1.03x fp32 at 704 x 480.
 
 Folders (:func:`folder`; unset: the default each caller names):
 
@@ -108,11 +111,21 @@ def device() -> str:
     return value
 
 
-def overfitted_precision() -> str:
+def overfitted_precision(on: str = "cpu") -> str:
+    """The overfitted codec's fitting precision on device ``on`` (see the module notes)."""
     value = os.environ.get("NICVIZ_OVERFITTED_PRECISION", "").strip() or "fp32"
     if value not in ("fp32", "bf16"):
         raise SettingError(f"$NICVIZ_OVERFITTED_PRECISION={value!r}: choose fp32 or bf16")
+    if value == "bf16" and on == "cpu" and _has_amx():
+        raise SettingError("$NICVIZ_OVERFITTED_PRECISION=bf16 is refused on this CPU: torch's oneDNN "
+                           "bf16 matmul on AMX crashes on some image sizes (Kodak's among them); use fp32")
     return value
+
+
+def _has_amx() -> bool:
+    import torch
+
+    return bool(torch.cpu._is_amx_tile_supported())
 
 
 def check_scheduler_address(address: str) -> str:

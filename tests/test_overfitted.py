@@ -325,3 +325,20 @@ def test_the_gpu_sweep_script_packs_a_sweep_that_decodes_bit_for_bit_here(tmp_pa
                            capture_output=True, text=True, timeout=600)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "1 bitstreams decoded; 1 equal their encoder's reconstruction bit for bit" in check.stdout, check.stdout
+
+
+def test_bf16_fitting_is_refused_on_an_amx_cpu_and_allowed_on_a_gpu(monkeypatch):
+    """torch 2.14.1's oneDNN bf16 matmul dies with SIGFPE on AMX for some shapes (Kodak's
+    768 x 512 among them): the setting must refuse it there, not take the server down."""
+    from nicviz import settings
+
+    monkeypatch.setenv("NICVIZ_OVERFITTED_PRECISION", "bf16")
+    monkeypatch.setattr(settings, "_has_amx", lambda: True)
+    with pytest.raises(settings.SettingError, match="refused on this CPU"):
+        settings.overfitted_precision("cpu")
+    assert settings.overfitted_precision("cuda") == "bf16"
+    monkeypatch.setattr(settings, "_has_amx", lambda: False)
+    assert settings.overfitted_precision("cpu") == "bf16"
+    monkeypatch.setenv("NICVIZ_OVERFITTED_PRECISION", "fp16")
+    with pytest.raises(settings.SettingError, match="choose fp32 or bf16"):
+        settings.overfitted_precision("cpu")

@@ -39,7 +39,8 @@ def lambda_for(quality: float) -> float:
 def _settings() -> tuple[str, str]:
     from nicviz.settings import device, overfitted_precision
 
-    return device(), overfitted_precision()
+    on = device()
+    return on, overfitted_precision("cuda" if on.startswith("cuda") else "cpu")
 
 
 def _exact(params: dict[str, np.ndarray], k: int) -> dict:
