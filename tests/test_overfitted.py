@@ -140,6 +140,24 @@ def test_the_fit_allocator_setting_changes_no_number():
         assert torch.equal(plain[name], kept[name]), name
 
 
+def test_the_straight_through_phase_fits_the_networks_to_the_rounded_latents_only():
+    """With the recipe's ``st_latent_scale`` 0 the last phase leaves the latents where the
+    soft-rounding phase left them (the same as a fit that stops there) and trains only
+    the ARM and the synthesis; with 1 (the recipe before 2026-12-03) it moves them too."""
+    from nicviz.codecs.overfitted.codec import RECIPE
+    from nicviz.codecs.overfitted.fit import fit
+
+    assert RECIPE["st_latent_scale"] == 0.0
+    rgb = _photo(40, 56)
+    soft_only = fit(rgb, 0.01, 30, noise_share=1.0).model
+    frozen = fit(rgb, 0.01, 40, noise_share=0.75, st_latent_scale=0.0).model
+    moved = fit(rgb, 0.01, 40, noise_share=0.75, st_latent_scale=1.0).model
+    for a, b in zip(soft_only.latents, frozen.latents, strict=True):
+        assert torch.equal(a, b)
+    assert any(not torch.equal(a, c) for a, c in zip(soft_only.latents, moved.latents, strict=True))
+    assert not torch.equal(soft_only.syn_w1, frozen.syn_w1) and not torch.equal(soft_only.arm_w1, frozen.arm_w1)
+
+
 def test_the_presets_are_registered_with_their_effort_and_cost():
     from nicviz.cli import main
 
