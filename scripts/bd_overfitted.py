@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--codec", default="overfitted")
     ap.add_argument("--results", default=str(ROOT / "results" / "overfitted" / "kodak.csv"))
+    ap.add_argument("--images", help="only these images (comma-separated), e.g. to pair two runs")
+    ap.add_argument("--versus", metavar="RESULTS", help="also the BD-rate against this file's rows of the codec "
+                    "(an earlier recipe: git show REV:results/overfitted/kodak.csv > old.csv)")
     args = ap.parse_args(argv)
     from nicviz.sweep import _existing_rows
 
@@ -34,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ours = ours[ours["codec"] == args.codec]
     per_image = ours.groupby("image")["quality"].nunique()
     full = sorted(per_image[per_image == per_image.max()].index)
+    if args.images:
+        full = [i for i in full if i.removesuffix(".png") in {v.strip().removesuffix(".png") for v in args.images.split(",")}]
     ours = ours[ours["image"].isin(full)]
     print(f"{args.codec}: {len(ours)} rows, {len(full)} image(s) with all {per_image.max()} qualities: "
           f"{', '.join(full)}")
@@ -42,8 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     others = pd.concat([read_results(ROOT / "results" / "kodak" / f) for f in ("classical.csv", "cheng2020-mini.csv")],
                        ignore_index=True)
     df = pd.concat([others[others["image"].isin(full)], ours], ignore_index=True)
+    anchors = ["webp", "avif", "heif", "jpeg", "jpeg2000", "jpegxl", "cheng2020-anchor-mini", "cheng2020-attn-mini"]
+    if args.versus:
+        old = pd.DataFrame(list(_existing_rows(Path(args.versus)).values()))
+        old = old[(old["codec"] == args.codec) & old["image"].isin(full)].assign(codec=f"{args.codec} ({Path(args.versus).name})")
+        missing = sorted(set(full) - set(old["image"]))
+        if missing:
+            print(f"{args.versus} lacks {', '.join(missing)}: the comparison with it is on fewer images", file=sys.stderr)
+        df = pd.concat([df, old], ignore_index=True)
+        anchors.append(old["codec"].iloc[0] if len(old) else "")
     print(f"\nBD-rate of {args.codec} (PSNR, pchip) on these images; negative = fewer bits for the same PSNR")
-    for anchor in ("webp", "avif", "heif", "jpeg", "jpeg2000", "jpegxl", "cheng2020-anchor-mini", "cheng2020-attn-mini"):
+    for anchor in anchors:
         if anchor not in set(df["codec"]):
             continue
         try:
