@@ -216,8 +216,8 @@ def test_one_sessions_bad_sweep_breaks_no_other_session(server, tmp_path):
             pg.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bad))
             pg.get_by_text("not-an-image.png").first.wait_for(timeout=60_000)  # the upload has arrived
             _wait_idle(pg)
-            pg.get_by_role("button", name="Run", exact=True).click()
-            pg.get_by_text("No row could be computed").first.wait_for(timeout=180_000)
+            _click_until_running(pg, "Run")
+            _wait_text(pg, "No row could be computed", 180)
             assert pg.locator('[data-testid="stAlertContentSuccess"]').count() == 0
         with _chromium() as other:
             pg = other.new_page()
@@ -236,6 +236,33 @@ def test_one_sessions_bad_sweep_breaks_no_other_session(server, tmp_path):
     finally:
         broken.unlink(missing_ok=True)
         broken.with_name(broken.name + ".meta.json").unlink(missing_ok=True)
+
+
+def _click_until_running(pg, name: str) -> None:
+    """Click the button ``name`` until the page shows it started (a progress bar or an alert):
+    a rerun still drawing the page can swallow a click."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    started = pg.locator('[data-testid="stProgress"], [data-testid="stAlert"]')
+    for _ in range(3):
+        pg.get_by_role("button", name=name, exact=True).click()
+        try:
+            started.first.wait_for(timeout=30_000)
+            return
+        except PlaywrightTimeout:
+            _wait_idle(pg)
+    raise AssertionError(f"pressing {name!r} started nothing: " + pg.locator('[data-testid="stApp"]').inner_text()[:600])
+
+
+def _wait_text(pg, text: str, timeout_s: float) -> None:
+    """Wait for ``text`` on the page; on a timeout fail with what the page shows instead."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        pg.get_by_text(text).first.wait_for(timeout=timeout_s * 1000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"no {text!r} after {timeout_s:.0f} s; the page shows: "
+                             + pg.locator('[data-testid="stApp"]').inner_text()[:800]) from None
 
 
 def _choose(pg, label: str, option: str) -> None:
@@ -299,7 +326,7 @@ def test_a_sweep_run_in_the_browser_shows_on_rate_distortion_and_the_gallery_tur
         spec.fill("jpeg=10:90:20;webp=10:90:20")
         spec.press("Enter")
         _wait_idle(pg)
-        pg.get_by_role("button", name="Run", exact=True).click()
+        _click_until_running(pg, "Run")
         pg.locator('[data-testid="stAlertContentSuccess"]').wait_for(timeout=180_000)
         assert "rows in" in pg.locator('[data-testid="stAlertContentSuccess"]').inner_text()
         # Rate-distortion shows the new sweep without any selection changed
@@ -391,8 +418,8 @@ def test_a_running_sweep_can_be_cancelled_and_keeps_its_rows(server):
         spec.fill("jpeg=1:100:3;webp=1:100:3")
         spec.press("Enter")
         _wait_idle(pg)
-        pg.get_by_role("button", name="Run", exact=True).click()
-        pg.get_by_text("s left").first.wait_for(timeout=180_000)  # rows are coming in, with an estimate
+        _click_until_running(pg, "Run")
+        _wait_text(pg, "s left", 180)  # rows are coming in, with an estimate
         pg.get_by_role("button", name="Cancel").click(timeout=60_000)
         pg.get_by_text("Sweep cancelled").first.wait_for(timeout=180_000)
         _wait_idle(pg)
