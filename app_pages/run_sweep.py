@@ -102,6 +102,8 @@ if run:
     upload_dir = None
     claimed = False
     try:
+        if not name.strip():
+            raise NicvizError("enter a name for the results file")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", name):
             raise NicvizError("the name may use letters, digits, '.', '_' and '-' only")
         if not add_to_existing:

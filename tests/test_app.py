@@ -199,6 +199,17 @@ def test_run_sweep_page(tmp_path, monkeypatch):
     assert len(pd.read_csv(tmp_path / "user" / f"{name}.csv")) == 12
 
 
+@pytest.mark.parametrize("typed, says", [("", "enter a name"), ("  ", "enter a name"), ("../x", "may use letters")])
+def test_run_sweep_page_names_what_is_wrong_with_the_results_name(tmp_path, monkeypatch, typed, says):
+    monkeypatch.setenv("NICVIZ_RESULTS", str(tmp_path / "results"))
+    at = page("app_pages/run_sweep.py").run()
+    at.text_input(key="rs_name").set_value(typed).run()
+    at.button(key="rs_run").click().run()
+    assert not at.exception and len(at.error) == 1
+    assert says in at.error[0].value
+    assert not (tmp_path / "results" / "user").is_dir() or not any((tmp_path / "results" / "user").iterdir())
+
+
 @pytest.mark.parametrize("typed", ["/", "/proc", "..", "../..", "~", "/etc", "kodak/../../.."])
 def test_run_sweep_page_reads_no_folder_outside_the_allowed_roots(tmp_path, monkeypatch, typed):
     data = tmp_path / "data"
