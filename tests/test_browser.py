@@ -216,7 +216,8 @@ def test_one_sessions_bad_sweep_breaks_no_other_session(server, tmp_path):
             pg.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bad))
             pg.get_by_text("not-an-image.png").first.wait_for(timeout=60_000)  # the upload has arrived
             _wait_idle(pg)
-            _filled(pg, "Name of the results file")  # pressed before the box has its name, Run refuses the empty name
+            for box in ("Name of the results file", "Qualities per codec"):  # under load a box gets its value
+                _filled(pg, box)  # after it is drawn; pressed before, Run refuses the empty box
             _click_until_running(pg, "Run")
             _wait_text(pg, "No row could be computed", 180)
             assert pg.locator('[data-testid="stAlertContentSuccess"]').count() == 0
