@@ -216,8 +216,12 @@ def test_one_sessions_bad_sweep_breaks_no_other_session(server, tmp_path):
             pg.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bad))
             pg.get_by_text("not-an-image.png").first.wait_for(timeout=60_000)  # the upload has arrived
             _wait_idle(pg)
-            for box in ("Name of the results file", "Qualities per codec"):  # under load a box gets its value
-                _filled(pg, box)  # after it is drawn; pressed before, Run refuses the empty box
+            # typed, as a user would: under load (CI, -n 2) the boxes were seen empty for a minute
+            for box, value in (("Name of the results file", "bad-upload"), ("Qualities per codec", "jpeg=50;webp=50")):
+                field = pg.get_by_label(box, exact=False)
+                field.fill(value)
+                field.press("Enter")
+                _wait_idle(pg)
             _click_until_running(pg, "Run")
             _wait_text(pg, "No row could be computed", 180)
             assert pg.locator('[data-testid="stAlertContentSuccess"]').count() == 0
