@@ -1,7 +1,7 @@
 """The overfitted codec's cost, side by side in one run: fitting iterations per second in
 float32 against bfloat16 autocast (this CPU's AMX; each in its own process, since torch
 2.14.1's oneDNN AMX bf16 matmul dies with SIGFPE on Kodak's sizes), one process against two processes at
-once (one thread each), and decode time against the Cheng2020 anchor mini's wavefront
+once (one thread each), eager against ``torch.compile``, and decode time against the Cheng2020 anchor mini's wavefront
 decode, on the same Kodak image (kodim01, or a built-in photograph without data).
 
     python benchmarks/bench_overfitted.py [--iterations 20] [--before REV [--rounds 2]]
@@ -35,7 +35,8 @@ def _image():
     return load_image(ds.files[0]), ds.image_id(ds.files[0])
 
 
-def iterations_per_s(iterations: int, precision: str = "fp32", queue=None, crop: tuple[int, int] | None = None) -> float:
+def iterations_per_s(iterations: int, precision: str = "fp32", queue=None, crop: tuple[int, int] | None = None,
+                     compiled: bool = False) -> float:
     import torch
 
     from nicviz.codecs.overfitted.codec import lambda_for
@@ -45,9 +46,13 @@ def iterations_per_s(iterations: int, precision: str = "fp32", queue=None, crop:
     rgb, _ = _image()
     if crop:
         rgb = rgb[:crop[1], :crop[0]]
-    fit(rgb, lambda_for(4), 3, precision=precision)  # warm-up (allocator, kernels)
     t = time.perf_counter()
-    fit(rgb, lambda_for(4), iterations, precision=precision)
+    # warm-up (allocator, kernels; compiling both phases' graphs)
+    fit(rgb, lambda_for(4), 4, precision=precision, compiled=compiled, noise_share=0.5)
+    if compiled:
+        print(f"  (compiling and 4 iterations: {time.perf_counter() - t:.0f} s)", file=sys.stderr)
+    t = time.perf_counter()
+    fit(rgb, lambda_for(4), iterations, precision=precision, compiled=compiled)
     rate = iterations / (time.perf_counter() - t)
     if queue is not None:
         queue.put(rate)
@@ -58,14 +63,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _rate_in(tree: Path, iterations: int, precision: str = "fp32", env: dict | None = None,
-             crop: str = "") -> float:
+             crop: str = "", compiled: bool = False) -> float:
     """Fitting iterations/s with the ``nicviz`` package of ``tree``, in a fresh process; NaN
     (and a line saying how) when that process dies."""
     import os
     import signal
 
     run = subprocess.run([sys.executable, __file__, "--worker", str(tree), "--iterations", str(iterations),
-                          "--precision", precision] + (["--crop", crop] if crop else []), capture_output=True, text=True,
+                          "--precision", precision] + (["--crop", crop] if crop else []) + (["--compiled"] if compiled else []),
+                         capture_output=True, text=True,
                          env={**os.environ, **(env or {})})
     if run.returncode != 0:
         how = (f"signal {signal.Signals(-run.returncode).name}" if run.returncode < 0
@@ -99,13 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     ap.add_argument("--crop", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:  # a process of --before: the nicviz package of that tree first on the path
         import nicviz
 
         assert Path(nicviz.__file__).resolve().is_relative_to(Path(args.worker).resolve()), nicviz.__file__
         crop = tuple(int(v) for v in args.crop.split("x")) if args.crop else None
-        print(iterations_per_s(args.iterations, args.precision, crop=crop))
+        print(iterations_per_s(args.iterations, args.precision, crop=crop, compiled=args.compiled))
         return 0
     import torch
 
@@ -120,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         small = [_rate_in(ROOT, args.iterations, p, crop="704x480") for p in ("fp32", "bf16")]
         line += f"; at 704 x 480 (no crash there) fp32 {small[0]:.2f}, bf16 {small[1]:.2f} it/s ({small[1] / small[0]:.2f}x)"
     print(line)
+    comp = _rate_in(ROOT, args.iterations, "fp32", compiled=True)
+    again = _rate_in(ROOT, args.iterations, "fp32")  # eager again: the machine's load may have changed
+    print(f"fitting, fp32, one process: eager {fp32:.2f} and {again:.2f} it/s, torch.compile {comp:.2f} it/s "
+          f"({comp / ((fp32 + again) / 2):.2f}x eager; compiling is paid once a process and image size)")
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [ctx.Process(target=iterations_per_s, args=(args.iterations, "fp32", q)) for _ in range(2)]

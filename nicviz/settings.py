@@ -41,7 +41,7 @@ from pathlib import Path
 
 from nicviz.errors import NicvizError
 
-__all__ = ["SettingError", "folder", "folders", "text", "device", "overfitted_precision", "dask_schedulers", "max_sweep_images", "max_pixels", "max_neural_pixels",
+__all__ = ["SettingError", "folder", "folders", "text", "device", "overfitted_precision", "overfitted_compile", "dask_schedulers", "max_sweep_images", "max_pixels", "max_neural_pixels",
            "MAX_QUALITIES", "check_scheduler_address"]
 
 #: qualities one range or list may expand to (checked by arithmetic before expanding)
@@ -120,6 +120,14 @@ def overfitted_precision(on: str = "cpu") -> str:
         raise SettingError("$NICVIZ_OVERFITTED_PRECISION=bf16 is refused on this CPU: torch's oneDNN "
                            "bf16 matmul on AMX crashes on some image sizes (Kodak's among them); use fp32")
     return value
+
+
+def overfitted_compile() -> bool:
+    """Whether the overfitted codec fits through ``torch.compile`` (see the module notes)."""
+    value = os.environ.get("NICVIZ_OVERFITTED_COMPILE", "").strip() or "0"
+    if value not in ("0", "1"):
+        raise SettingError(f"$NICVIZ_OVERFITTED_COMPILE={value!r}: choose 0 or 1")
+    return value == "1"
 
 
 def _has_amx() -> bool:

@@ -12,7 +12,7 @@ from nicviz.errors import NicvizError
 __all__ = ["check_same_settings", "RUN_SETTINGS"]
 
 #: encoder settings that may differ between the rows of one sweep (where it ran, not what it is)
-RUN_SETTINGS = ("device", "precision")
+RUN_SETTINGS = ("device", "precision", "compiled")
 
 
 def _identity(settings: dict) -> dict:

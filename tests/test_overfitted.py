@@ -246,7 +246,8 @@ def test_a_sweep_makes_each_fit_its_own_unit_of_work(tmp_path):
 def test_a_resumed_sweep_refuses_rows_of_other_encoder_settings(tmp_path):
     """A Kodak sweep accumulates over sessions: resuming it after the codec's recipe or size
     changed would mix two encoders in one curve. It stops in one line before any fit; the
-    rows already there stay as they were. Where it ran (device, precision) may differ."""
+    rows already there stay as they were. Where and how it ran (device, precision,
+    compiled) may differ."""
     from PIL import Image
 
     from nicviz.codecs import register_codec
@@ -258,7 +259,7 @@ def test_a_resumed_sweep_refuses_rows_of_other_encoder_settings(tmp_path):
 
     class OnAGpu(OverfittedCodec):  # rows as a lent GPU writes them (the fit itself runs here)
         def settings(self) -> dict:
-            return {**super().settings(), "device": "cuda", "precision": "bf16"}
+            return {**super().settings(), "device": "cuda", "precision": "bf16", "compiled": True}
 
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -360,3 +361,23 @@ def test_bf16_fitting_is_refused_on_an_amx_cpu_and_allowed_on_a_gpu(monkeypatch)
     monkeypatch.setenv("NICVIZ_OVERFITTED_PRECISION", "fp16")
     with pytest.raises(settings.SettingError, match="choose fp32 or bf16"):
         settings.overfitted_precision("cpu")
+
+
+def test_a_compiled_fit_is_the_eager_fit_in_other_float_rounding(monkeypatch):
+    """``torch.compile`` (``nicviz sweep --compile``) makes an iteration faster, not another
+    fit: through both phases its reports match the eager fit's to float rounding, and the
+    codec records that it compiled (a run setting: a resumed sweep may mix them)."""
+    from nicviz import settings
+    from nicviz.codecs.overfitted.fit import fit
+
+    rgb = _photo(20, 28)
+    eager = fit(rgb, 0.01, 8, noise_share=0.5, report_every=2, st_latent_scale=0.0).history
+    compiled = fit(rgb, 0.01, 8, noise_share=0.5, report_every=2, st_latent_scale=0.0, compiled=True).history
+    assert [h[0] for h in compiled] == [h[0] for h in eager] == [2, 4, 6, 8]
+    assert np.allclose(np.array(compiled)[:, 1:], np.array(eager)[:, 1:], rtol=1e-3), (eager, compiled)
+    assert OverfittedCodec().settings()["compiled"] is False
+    monkeypatch.setenv("NICVIZ_OVERFITTED_COMPILE", "1")
+    assert OverfittedCodec().settings()["compiled"] is True
+    monkeypatch.setenv("NICVIZ_OVERFITTED_COMPILE", "yes")
+    with pytest.raises(settings.SettingError, match="choose 0 or 1"):
+        settings.overfitted_compile()

@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "decodes them again)")
     s.add_argument("--device", choices=("cpu", "cuda"),
                    help="where the overfitted codecs fit each image (default $NICVIZ_DEVICE or cpu)")
+    s.add_argument("--compile", action="store_true",
+                   help="fit the overfitted codecs through torch.compile: faster an iteration, 100-200 s to "
+                        "compile each image size (for many images of one size; $NICVIZ_OVERFITTED_COMPILE=1)")
     s.set_defaults(func=cmd_sweep, argv=None)
 
     s = sub.add_parser("plates", help="licence-plate OCR before/after compression on a folder with labels.csv")

@@ -30,6 +30,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                            for c in classifiers], getattr(args, "max_images", None))
     if getattr(args, "device", None):
         os.environ["NICVIZ_DEVICE"] = args.device  # read by the codecs that train per image; workers inherit it
+    if getattr(args, "compile", False):
+        os.environ["NICVIZ_OVERFITTED_COMPILE"] = "1"
     executor = make_executor(args.executor, args.jobs, args.scheduler, args.ship_images)
     summary = run_sweep(**request.arguments(), out=out, executor=executor,
                         progress=not args.quiet, bitstreams=getattr(args, "bitstreams", None),

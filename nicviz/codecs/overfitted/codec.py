@@ -40,11 +40,11 @@ def lambda_for(quality: float) -> float:
     return 0.012 * 2.0 ** (-0.9 * (float(quality) - 1))
 
 
-def _settings() -> tuple[str, str]:
-    from nicviz.settings import device, overfitted_precision
+def _settings() -> tuple[str, str, bool]:
+    from nicviz.settings import device, overfitted_compile, overfitted_precision
 
     on = device()
-    return on, overfitted_precision("cuda" if on.startswith("cuda") else "cpu")
+    return on, overfitted_precision("cuda" if on.startswith("cuda") else "cpu"), overfitted_compile()
 
 
 def _exact(params: dict[str, np.ndarray], k: int) -> dict:
@@ -105,9 +105,9 @@ class OverfittedCodec(Codec):
 
     def settings(self) -> dict:
         """What a result row records of the encoder's effort."""
-        device, precision = _settings()
+        device, precision, compiled = _settings()
         return {"iterations": self.iterations, "config": self.config.as_dict(), "device": device,
-                "precision": precision, "seed": 0, "lambda": LADDER, "recipe": RECIPE}
+                "precision": precision, "compiled": compiled, "seed": 0, "lambda": LADDER, "recipe": RECIPE}
 
     def settings_json(self) -> str:
         return json.dumps(self.settings(), sort_keys=True)
@@ -130,9 +130,9 @@ class OverfittedCodec(Codec):
         if max(h, w) > MAX_SIDE:
             raise CodecError(f"{self.name}: images up to {MAX_SIDE} px a side")
         lam = lambda_for(quality)
-        device, precision = _settings()
+        device, precision, compiled = _settings()
         try:
-            result = fit(rgb, lam, self.iterations, self.config, device=device, precision=precision,
+            result = fit(rgb, lam, self.iterations, self.config, device=device, precision=precision, compiled=compiled,
                          quantizer=RECIPE["quantizer"], temperature=tuple(RECIPE["temperature"]),
                          noise_share=RECIPE["noise_share"], lr=RECIPE["lr"], latent_lr=RECIPE["latent_lr"],
                          st_latent_scale=RECIPE["st_latent_scale"],

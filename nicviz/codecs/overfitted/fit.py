@@ -29,13 +29,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from nicviz.codecs.overfitted.model import LIMIT, Config, OverfittedModel
 
-__all__ = ["FitResult", "fit", "Cancelled", "learning_rate", "keep_heap"]
+__all__ = ["FitResult", "fit", "Cancelled", "learning_rate", "keep_heap", "compiled_objective"]
 
 #: glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -97,7 +98,36 @@ def softround(y, t: float):
     import torch
 
     m = torch.floor(y) + 0.5
-    return m + torch.tanh((y - m) / t) / (2 * math.tanh(1 / (2 * t)))
+    scale = 2 * (math.tanh(1 / (2 * t)) if isinstance(t, float) else torch.tanh(1 / (2 * t)))
+    return m + torch.tanh((y - m) / t) / scale
+
+
+def _objective(model, x, latents: list, noises: list | None, t, quantizer: str):
+    """MSE and total bits of the reconstruction from ``latents`` with ``noises`` added
+    (soft-rounded around them for ``softround``), or rounded straight through when
+    ``noises`` is ``None``."""
+    import torch
+
+    if noises is None:
+        ys = [y + (torch.round(y) - y).detach() for y in latents]
+    elif quantizer == "noise":
+        ys = [y + u for y, u in zip(latents, noises, strict=True)]
+    else:
+        ys = [softround(softround(y, t) + u, t) for y, u in zip(latents, noises, strict=True)]
+    xhat, bits = model(ys)
+    return torch.mean((xhat.float() - x) ** 2), bits
+
+
+@lru_cache(maxsize=1)
+def compiled_objective() -> Callable:
+    """:func:`_objective` under ``torch.compile`` (inductor; made once a process, a graph
+    for each image size and phase). A fit's iteration at 768 x 512 on one core took
+    about 0.75x the eager time (``benchmarks/bench_overfitted.py``); compiling costs
+    100-190 s for a new size, a few seconds once inductor's on-disk cache has it, so it
+    pays for many images of one size (a Kodak or ISIC sweep), not for one image."""
+    import torch
+
+    return torch.compile(_objective, dynamic=False)
 
 
 #: the proxies of rounding in phase 1
@@ -108,7 +138,7 @@ def fit(rgb: np.ndarray, lam: float, iterations: int, config: Config | None = No
         lr: float = 1e-2, latent_lr: float = 0.05, noise_share: float = 0.95, device: str = "cpu",
         precision: str = "fp32", quantizer: str = "softround", temperature: tuple[float, float] = (0.3, 0.1),
         progress: Callable[[int, int, float, float], bool | None] | None = None, report_every: int = 50,
-        st_latent_scale: float = 1.0) -> FitResult:
+        st_latent_scale: float = 1.0, compiled: bool = False) -> FitResult:
     """Fit a decoder and latents to ``rgb`` (H x W x 3 uint8). ``progress(it, total, bpp,
     psnr)`` is called every ``report_every`` iterations; returning ``False`` cancels
     (:class:`Cancelled`). ``precision`` ``bf16`` runs the forward pass under bfloat16
@@ -116,19 +146,20 @@ def fit(rgb: np.ndarray, lam: float, iterations: int, config: Config | None = No
     uniform noise) in phase 1. ``st_latent_scale`` multiplies the latents' learning rate in
     the straight-through phase (the codec's recipe: 0, so that phase fits the ARM and the
     synthesis to the rounded latents and leaves the latents alone; 1 moved them too, which
-    measured 12-15 % more rate at equal PSNR)."""
+    measured 12-15 % more rate at equal PSNR). ``compiled`` runs the loss through
+    :func:`compiled_objective` (the same fit, other float rounding)."""
     if quantizer not in QUANTIZERS:
         raise ValueError(f"quantizer must be one of {', '.join(QUANTIZERS)}")
     release = keep_heap()
     try:
         return _fit(rgb, lam, iterations, config, seed, lr, latent_lr, noise_share, device, precision,
-                    quantizer, temperature, progress, report_every, st_latent_scale)
+                    quantizer, temperature, progress, report_every, st_latent_scale, compiled)
     finally:
         release()
 
 
 def _fit(rgb, lam, iterations, config, seed, lr, latent_lr, noise_share, device, precision, quantizer,
-         temperature, progress, report_every, st_latent_scale=1.0) -> FitResult:
+         temperature, progress, report_every, st_latent_scale=1.0, compiled=False) -> FitResult:
     import torch
 
 
@@ -144,6 +175,7 @@ def _fit(rgb, lam, iterations, config, seed, lr, latent_lr, noise_share, device,
                             {"params": latents, "scale": latent_lr / lr}], lr=lr)
     n_noise = max(1, int(round(iterations * noise_share)))
     gen = torch.Generator(device=device).manual_seed(seed)
+    objective = compiled_objective() if compiled else _objective
     t0 = time.perf_counter()
     history = []
     autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
@@ -152,17 +184,12 @@ def _fit(rgb, lam, iterations, config, seed, lr, latent_lr, noise_share, device,
         rate = learning_rate(it, iterations, lr, n_noise)
         for i, g in enumerate(opt.param_groups):
             g["lr"] = rate * g["scale"] * (st_latent_scale if i == 1 and it >= n_noise else 1.0)
-        ys = []
         t = temperature[0] * (temperature[1] / temperature[0]) ** (it / n_noise)  # geometric annealing
-        for y in model.latents:
-            if it < n_noise:
-                u = torch.rand(y.shape, generator=gen, device=device) - 0.5
-                ys.append(y + u if quantizer == "noise" else softround(softround(y, t) + u, t))
-            else:
-                ys.append(y + (torch.round(y) - y).detach())  # straight-through rounding
+        noises = ([torch.rand(y.shape, generator=gen, device=device) - 0.5 for y in model.latents]
+                  if it < n_noise else None)  # None: straight-through rounding
         with autocast:
-            xhat, bits = model(ys)
-        mse = torch.mean((xhat.float() - x) ** 2)
+            mse, bits = objective(model, x, list(model.latents), noises,
+                                  torch.tensor(t, device=device) if compiled else t, quantizer)
         bpp = bits / (h * w)
         loss = mse + lam * bpp
         if not torch.isfinite(loss):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -85,89 +86,94 @@ def _torch():
 
 class OverfittedModel:
     """The trainable form (float32). Built lazily on ``torch`` so that importing the codec
-    registry costs nothing."""
+    registry costs nothing; its class is made once (``torch.compile`` guards on it)."""
 
     def __new__(cls, config: Config, height: int, width: int, seed: int = 0) -> Any:
-        torch = _torch()
-        nn = torch.nn
+        return _model_class()(config, height, width, seed)
 
-        class _Model(nn.Module):  # type: ignore[name-defined]  # torch is imported when a model is made
-            def __init__(self) -> None:
-                super().__init__()
-                g = torch.Generator().manual_seed(seed)
-                self.config = config
-                self.height, self.width = height, width
-                self.latents = nn.ParameterList(
-                    [nn.Parameter(torch.zeros(1, 1, h, w)) for h, w in level_shapes(height, width, config.levels)])
-                hid, c, lv = config.arm_hidden, config.synth_hidden, config.levels
 
-                def lin(n_out: int, n_in: int, gain: float = 1.0) -> tuple:
-                    bound = gain / math.sqrt(n_in)
-                    return (nn.Parameter((torch.rand(n_out, n_in, generator=g) * 2 - 1) * bound),
-                            nn.Parameter(torch.zeros(n_out)))
+@lru_cache(maxsize=1)
+def _model_class() -> type:
+    torch = _torch()
+    nn = torch.nn
 
-                self.arm_w1, self.arm_b1 = lin(hid, len(CONTEXT))
-                self.arm_w2, self.arm_b2 = lin(hid, hid)
-                self.arm_w3, self.arm_b3 = lin(2, hid, 0.1)
-                self.syn_w1, self.syn_b1 = lin(c, lv)
-                self.syn_w2, self.syn_b2 = lin(3, c)
-                self.res_w1 = nn.Parameter(torch.zeros(3, 3, 3, 3))
-                self.res_b1 = nn.Parameter(torch.zeros(3))
-                self.res_w2 = nn.Parameter(torch.zeros(3, 3, 3, 3))
-                self.res_b2 = nn.Parameter(torch.zeros(3))
-                with torch.no_grad():  # the output starts mid-grey: the 1x1 layers learn the rest
-                    self.syn_b2.fill_(0.5)
+    class _Model(nn.Module):  # type: ignore[name-defined]  # torch is imported when a model is made
+        def __init__(self, config: Config, height: int, width: int, seed: int) -> None:
+            super().__init__()
+            g = torch.Generator().manual_seed(seed)
+            self.config = config
+            self.height, self.width = height, width
+            self.latents = nn.ParameterList(
+                [nn.Parameter(torch.zeros(1, 1, h, w)) for h, w in level_shapes(height, width, config.levels)])
+            hid, c, lv = config.arm_hidden, config.synth_hidden, config.levels
 
-            def arm_groups(self) -> dict[str, list]:
-                return {"arm": [self.arm_w1, self.arm_b1, self.arm_w2, self.arm_b2, self.arm_w3, self.arm_b3],
-                        "synthesis": [self.syn_w1, self.syn_b1, self.syn_w2, self.syn_b2, self.res_w1, self.res_b1,
-                                      self.res_w2, self.res_b2]}
+            def lin(n_out: int, n_in: int, gain: float = 1.0) -> tuple:
+                bound = gain / math.sqrt(n_in)
+                return (nn.Parameter((torch.rand(n_out, n_in, generator=g) * 2 - 1) * bound),
+                        nn.Parameter(torch.zeros(n_out)))
 
-            def arm(self, y):
-                """Laplace location and log-scale of every latent of grid ``y`` (1, 1, h, w): the
-                12 causal neighbours gathered as 12 rows of positions, then three matrix products
-                with the channels first (GEMMs over (channels, positions) need no transposed copy:
-                about 2x faster than rows of contexts, several times faster than 1x1 convolutions)."""
-                f = torch.nn.functional
-                h, w = y.shape[-2:]
-                pad = f.pad(y[0, 0], (2, 2, 2, 0))
-                ctx = torch.stack([pad[2 + dy: 2 + dy + h, 2 + dx: 2 + dx + w] for dy, dx in CONTEXT],
-                                  dim=0).reshape(len(CONTEXT), -1)
-                z = torch.addmm(self.arm_b1[:, None], self.arm_w1, ctx).relu_()
-                z = torch.addmm(self.arm_b2[:, None], self.arm_w2, z).relu_()
-                out = torch.addmm(self.arm_b3[:, None], self.arm_w3, z)
-                return out[0], out[1]
+            self.arm_w1, self.arm_b1 = lin(hid, len(CONTEXT))
+            self.arm_w2, self.arm_b2 = lin(hid, hid)
+            self.arm_w3, self.arm_b3 = lin(2, hid, 0.1)
+            self.syn_w1, self.syn_b1 = lin(c, lv)
+            self.syn_w2, self.syn_b2 = lin(3, c)
+            self.res_w1 = nn.Parameter(torch.zeros(3, 3, 3, 3))
+            self.res_b1 = nn.Parameter(torch.zeros(3))
+            self.res_w2 = nn.Parameter(torch.zeros(3, 3, 3, 3))
+            self.res_b2 = nn.Parameter(torch.zeros(3))
+            with torch.no_grad():  # the output starts mid-grey: the 1x1 layers learn the rest
+                self.syn_b2.fill_(0.5)
 
-            def upsample(self, ys):
-                f = torch.nn.functional
-                u = ys[-1]
-                for y in reversed(ys[:-1]):
-                    u = f.interpolate(u, scale_factor=2, mode="bilinear", align_corners=False)
-                    u = torch.cat((u[:, :, : y.shape[2], : y.shape[3]], y), dim=1)
-                return u
+        def arm_groups(self) -> dict[str, list]:
+            return {"arm": [self.arm_w1, self.arm_b1, self.arm_w2, self.arm_b2, self.arm_w3, self.arm_b3],
+                    "synthesis": [self.syn_w1, self.syn_b1, self.syn_w2, self.syn_b2, self.res_w1, self.res_b1,
+                                  self.res_w2, self.res_b2]}
 
-            def synthesis(self, u):
-                f = torch.nn.functional
-                _, lv, hh, ww = u.shape
-                z = u[0].reshape(lv, -1)  # (levels, pixels): channels first, as the GEMMs want them
-                z = torch.addmm(self.syn_b1[:, None], self.syn_w1, z).relu_()
-                x = torch.addmm(self.syn_b2[:, None], self.syn_w2, z).reshape(1, 3, hh, ww)
-                # channels-last: oneDNN's 3-channel 3x3 convolution, forward and backward, is about
-                # 4x faster so at 768 x 512 on this CPU (21 against 82 ms), the same numbers forward
-                x = x.contiguous(memory_format=torch.channels_last)
-                x = x + f.conv2d(x, self.res_w1, self.res_b1, padding=1)
-                x = x + f.conv2d(f.relu(x), self.res_w2, self.res_b2, padding=1)
-                return x
+        def arm(self, y):
+            """Laplace location and log-scale of every latent of grid ``y`` (1, 1, h, w): the
+            12 causal neighbours gathered as 12 rows of positions, then three matrix products
+            with the channels first (GEMMs over (channels, positions) need no transposed copy:
+            about 2x faster than rows of contexts, several times faster than 1x1 convolutions)."""
+            f = torch.nn.functional
+            h, w = y.shape[-2:]
+            pad = f.pad(y[0, 0], (2, 2, 2, 0))
+            ctx = torch.stack([pad[2 + dy: 2 + dy + h, 2 + dx: 2 + dx + w] for dy, dx in CONTEXT],
+                              dim=0).reshape(len(CONTEXT), -1)
+            z = torch.addmm(self.arm_b1[:, None], self.arm_w1, ctx).relu_()
+            z = torch.addmm(self.arm_b2[:, None], self.arm_w2, z).relu_()
+            out = torch.addmm(self.arm_b3[:, None], self.arm_w3, z)
+            return out[0], out[1]
 
-            def forward(self, ys):
-                """Reconstruction (1, 3, H, W) and total bits of the latents ``ys`` (noisy or rounded)."""
-                bits = 0.0
-                for y in ys:
-                    mu, log_b = self.arm(y)
-                    bits = bits + laplace_bits(y.reshape(-1), mu.float(), log_b.float()).sum()
-                return self.synthesis(self.upsample(ys)), bits
+        def upsample(self, ys):
+            f = torch.nn.functional
+            u = ys[-1]
+            for y in reversed(ys[:-1]):
+                u = f.interpolate(u, scale_factor=2, mode="bilinear", align_corners=False)
+                u = torch.cat((u[:, :, : y.shape[2], : y.shape[3]], y), dim=1)
+            return u
 
-        return _Model()
+        def synthesis(self, u):
+            f = torch.nn.functional
+            _, lv, hh, ww = u.shape
+            z = u[0].reshape(lv, -1)  # (levels, pixels): channels first, as the GEMMs want them
+            z = torch.addmm(self.syn_b1[:, None], self.syn_w1, z).relu_()
+            x = torch.addmm(self.syn_b2[:, None], self.syn_w2, z).reshape(1, 3, hh, ww)
+            # channels-last: oneDNN's 3-channel 3x3 convolution, forward and backward, is about
+            # 4x faster so at 768 x 512 on this CPU (21 against 82 ms), the same numbers forward
+            x = x.contiguous(memory_format=torch.channels_last)
+            x = x + f.conv2d(x, self.res_w1, self.res_b1, padding=1)
+            x = x + f.conv2d(f.relu(x), self.res_w2, self.res_b2, padding=1)
+            return x
+
+        def forward(self, ys):
+            """Reconstruction (1, 3, H, W) and total bits of the latents ``ys`` (noisy or rounded)."""
+            bits = 0.0
+            for y in ys:
+                mu, log_b = self.arm(y)
+                bits = bits + laplace_bits(y.reshape(-1), mu.float(), log_b.float()).sum()
+            return self.synthesis(self.upsample(ys)), bits
+
+    return _Model
 
 
 #: Laplace scales allowed (the rate model and the coder's table agree on this range)
