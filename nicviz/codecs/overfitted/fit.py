@@ -121,9 +121,9 @@ def _objective(model, x, latents: list, noises: list | None, t, quantizer: str):
 @lru_cache(maxsize=1)
 def compiled_objective() -> Callable:
     """:func:`_objective` under ``torch.compile`` (inductor; made once a process, a graph
-    for each image size and phase). A fit's iteration at 768 x 512 on one core took
-    about 0.75x the eager time (``benchmarks/bench_overfitted.py``); compiling costs
-    100-190 s for a new size, a few seconds once inductor's on-disk cache has it, so it
+    for each image size and phase). On one core an iteration took 1/1.45 of the eager time
+    at 768 x 512 and 1/1.65 at 180 x 180 (``benchmarks/bench_overfitted.py``); compiling
+    costs 100-300 s for a new size, 15-25 s once inductor's on-disk cache has it, so it
     pays for many images of one size (a Kodak or ISIC sweep), not for one image."""
     import torch
 
