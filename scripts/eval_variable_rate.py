@@ -6,7 +6,7 @@ against the shipped classical sweeps and the shipped fixed-rate minis, and the g
 CompressAI's published cheng2020-anchor at 0.12, 0.25 and 0.5 bpp.
 
     python scripts/eval_variable_rate.py out/vr/anchor-vr.pt --arch cheng2020-anchor \
-        [--images 24] [--qualities 1:8] [--out out/vr/kodak.csv]
+        [--images 24] [--qualities 0:8] [--out out/vr/kodak.csv]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("ckpt")
     ap.add_argument("--arch", default="cheng2020-anchor")
     ap.add_argument("--images", type=int, default=24)
-    ap.add_argument("--qualities", default="1:8")
+    ap.add_argument("--qualities", help="default: every integer quality the checkpoint was trained for")
     ap.add_argument("--out", default="out/vr/kodak.csv")
     ap.add_argument("-j", "--jobs", type=int, default=1, choices=[1],
                     help="1 only: the checkpoint's codec is registered in this process, not in workers")
@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     register_codec(name, lambda: mini_codec(name, args.arch, folder))
     ds = resolve_dataset("kodak")
     ds = Dataset(ds.name, ds.root, ds.files[: args.images])
+    if args.qualities is None:
+        import json
+
+        lo, hi = json.loads((folder / f"{name}.json").read_text())["qualities"]
+        args.qualities = f"{lo}:{hi}"
     qs = parse_numbers(args.qualities)
     out = Path(args.out)
     out.unlink(missing_ok=True)

@@ -301,6 +301,58 @@ def test_gain_interpolation_is_geometric_and_rates_order():
     assert bits == sorted(bits) and bits[-1] > 2 * bits[0], bits  # finer steps, more bits
 
 
+def test_relevel_keeps_trained_rows_and_extends_the_ladder_linearly():
+    from nicviz.codecs.neural.gained import LAMBDAS, relevel_gains
+
+    assert LAMBDAS[0] == pytest.approx(LAMBDAS[1] ** 2 / LAMBDAS[2], rel=0.05)  # the ladder's ratio, one step down
+    old = torch.tensor([[0.0, 1.0], [0.5, 3.0], [0.75, 4.0]])  # qualities 1..3
+    new = relevel_gains(old, 1, 0, 4)  # qualities 0..3
+    assert torch.equal(new[1:], old)
+    assert torch.allclose(new[0], 2 * old[0] - old[1])  # extrapolated from the two lowest rows
+    assert torch.allclose(relevel_gains(old, 1, 1, 4)[3], 2 * old[2] - old[1])  # and above the top
+    assert torch.equal(relevel_gains(old, 1, 2, 2), old[1:])
+
+
+def test_a_run_extends_a_variable_rate_model_to_quality_0(tmp_path, capsys):
+    """``--q-min 0 --levels K+1`` from a K-level model: the trained gains stay, quality 0's
+    are extrapolated, the export says 0..K, an old state dict (no ``quality_min``) loads
+    as qualities from 1, and the codec codes quality 0 and 0.5 bit-exactly."""
+    import json
+
+    from nicviz.codecs.neural.gained import gained_from_state_dict
+
+    fixed, base = tmp_path / "q3.pt", tmp_path / "base.pt"
+    train(_args(tmp_path, fixed, 1, quality=3))
+    train(_args(tmp_path, base, 1, levels=3, init_from=fixed))  # gains spread as sqrt(lambda)
+    old = torch.load(base, weights_only=True)["model"]
+    ckpt = tmp_path / "ext.pt"
+    args = _args(tmp_path, ckpt, 1, levels=4, q_min=0, init_from=base, lr=1e-9)
+    args.warmup = 0
+    train(args)
+    assert "qualities 1..3 moved to 0..3" in capsys.readouterr().err
+    assert bool((old["log_gain"][0] < old["log_gain"][1]).all())
+    state = torch.load(ckpt, weights_only=True)
+    gains = state["model"]["log_gain"]
+    assert gains.shape == (4, 16) and int(state["model"]["quality_min"]) == 0
+    assert torch.allclose(gains[1:], old["log_gain"], atol=1e-5)
+    assert torch.allclose(gains[0], 2 * old["log_gain"][0] - old["log_gain"][1], atol=1e-5)
+    export_model(ckpt, tmp_path / "ext-export.pt")
+    assert json.loads((tmp_path / "ext-export.json").read_text())["qualities"] == [0, 3]
+    model = gained_from_state_dict("cheng2020-anchor", torch.load(tmp_path / "ext-export.pt", weights_only=True))
+    assert (model.q_min, model.levels) == (0, 4)
+    legacy = {k: v for k, v in old.items() if k != "quality_min"}
+    assert gained_from_state_dict("cheng2020-anchor", legacy).q_min == 1
+    assert bool((model.log_gain[0] < model.log_gain[1]).all())  # coarser steps below quality 1
+    from nicviz.codecs.neural import mini_codec
+
+    codec = mini_codec("ext-export", "cheng2020-anchor", tmp_path)
+    assert (codec.scale.low, codec.scale.high) == (0, 3)
+    rgb = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    for q in (0, 0.5):
+        data, recon = codec.encode_with_reconstruction(rgb, q)
+        assert np.array_equal(codec.decode(data), recon), q
+
+
 def test_export_keeps_the_likelihood_bound_and_gains_start_at_sqrt_lambda(tmp_path):
     """float16 turns CompressAI's 1e-9 likelihood bound into 0 (infinite bits for an
     unlikely symbol): exports keep the bounds in float32, loads restore a lost one."""
@@ -498,12 +550,14 @@ def test_the_committed_variable_rate_checkpoint_exports_and_codes(tmp_path):
 
     slim = Path(__file__).resolve().parent.parent / "results" / "training" / "V-cheng2020-anchor-cpu.pt"
     state = torch.load(slim, weights_only=True)
-    assert state["args"]["levels"] == 8 and state.get("base_steps", 0) + state["step"] >= 9000  # it accumulates
+    args = state["args"]
+    lo, hi = args.get("q_min", 1), args.get("q_min", 1) + args["levels"] - 1
+    assert (lo, hi) in ((1, 8), (0, 8)) and state.get("base_steps", 0) + state["step"] >= 9000  # it accumulates
     export_model(slim, tmp_path / "vr-test.pt")
     codec = mini_codec("vr-test", "cheng2020-anchor", tmp_path)
-    assert codec.scale.continuous and (codec.scale.low, codec.scale.high) == (1, 8)
+    assert codec.scale.continuous and (codec.scale.low, codec.scale.high) == (lo, hi)
     rgb = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    sizes = [len(codec.encode(rgb, q)) for q in (1, 4.5, 8)]
+    sizes = [len(codec.encode(rgb, q)) for q in (lo, 4.5, 8)]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
 
 

@@ -33,7 +33,6 @@ from pathlib import Path
 
 __all__ = ["LAMBDAS", "TrainingDiverged", "Trainer", "main", "train", "rd_forward", "export_model", "slim_checkpoint", "load_checkpoint", "CropSampler"]
 
-ARCHS = ("cheng2020-anchor", "cheng2020-attn")
 #: Steps timed to size a ``--time-budget`` run: from the first to the second.
 CALIBRATION = (10, 40)
 #: Non-finite steps in a row that stop a run as diverged (isolated ones are skipped).
@@ -41,10 +40,10 @@ MAX_SKIPS = 5
 
 
 from nicviz.codecs.weights import restore_likelihood_bounds  # noqa: E402
+from nicviz.training.nic_cli import ARCHS, build_parser  # noqa: E402,F401 - ARCHS: the trainable architectures
 from nicviz.training.nic_export import export_model, parse_meta, record_kodak, slim_checkpoint  # noqa: E402
 from nicviz.training.nic_parts import (  # noqa: E402
     LAMBDAS,
-    OPTIMIZERS,
     CropSampler,
     TrainingDiverged,
     _fixed_quality,
@@ -53,11 +52,13 @@ from nicviz.training.nic_parts import (  # noqa: E402
     bf16_is_fast,
     budget_clock,
     build_training_model,
+    fill_quality_min,
     load_checkpoint,
     lr_at,
     make_optimizer,
     rd_forward,
     rd_loss,
+    relevel_state,
     resolve_device,
     steps_for_budget,
     weight_average,
@@ -85,6 +86,7 @@ class Trainer:
         self.ckpt = Path(cfg["ckpt"])
         self.ckpt.parent.mkdir(parents=True, exist_ok=True)
         self.levels = int(cfg.get("levels", 0) or 0)
+        self.q_min = int(cfg.get("q_min", 1))
         self.precision = cfg.get("precision", "fp32")
         self.channels_last = bool(cfg.get("channels_last", False))
         if self.channels_last and self.precision == "fp32" and not self.device.startswith("cuda"):
@@ -97,12 +99,13 @@ class Trainer:
             from nicviz.codecs.neural.gained import lambda_for
 
             self.lmbda = 0.0  # one lambda per image, drawn every step
-            self.lambda_table = torch.tensor([lambda_for(q) for q in range(1, self.levels + 1)], device=self.device)
+            self.lambda_table = torch.tensor([lambda_for(q) for q in range(self.q_min, self.q_min + self.levels)],
+                                             device=self.device)
         else:
             self.lmbda = cfg["lmbda"] if cfg.get("lmbda") is not None else LAMBDAS[cfg["quality"]]
         random.seed(cfg["seed"])
         torch.manual_seed(cfg["seed"])
-        model = build_training_model(cfg["arch"], cfg["N"], self.levels).to(self.device)
+        model = build_training_model(cfg["arch"], cfg["N"], self.levels, self.q_min).to(self.device)
         self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
         self.main_params, aux_params = _split_params(self.model)
         gains = [p for n, p in self.model.named_parameters() if n in ("log_gain", "log_inv_gain")]
@@ -126,7 +129,7 @@ class Trainer:
         import torch
 
         state = load_checkpoint(self.ckpt)
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(fill_quality_min(self.model, state["model"]))
         self.opt.load_state_dict(state["opt"])
         self.aux_opt.load_state_dict(state["aux_opt"])
         self._load_ema(state)
@@ -150,6 +153,9 @@ class Trainer:
             init_gains(self.model, _fixed_quality(path, state))
             init["log_gain"] = self.model.log_gain.detach().clone()
             init["log_inv_gain"] = self.model.log_inv_gain.detach().clone()
+            init["quality_min"] = self.model.quality_min.detach().clone()
+        elif self.levels:
+            init = relevel_state(self.model, fill_quality_min(self.model, init), bool(self.cfg.get("keep_optimizer")))
         self.model.load_state_dict(init)
         restore_likelihood_bounds(self.model)
         self._load_ema(None)
@@ -211,9 +217,9 @@ class Trainer:
         self.aux_opt.zero_grad(set_to_none=True)
         lmbda: float | torch.Tensor = self.lmbda
         if self.levels:
-            q = torch.randint(1, self.levels + 1, (x.shape[0],), device=self.device)
+            q = torch.randint(self.q_min, self.q_min + self.levels, (x.shape[0],), device=self.device)
             self.model.set_quality(q.float())
-            lmbda = self.lambda_table[q - 1]
+            lmbda = self.lambda_table[q - self.q_min]
         x_hat, lks = rd_forward(self.model, x, self.precision)
         loss, bpp, mse = rd_loss(x, x_hat, lks, lmbda)
         loss.backward()
@@ -314,60 +320,8 @@ def train(args: argparse.Namespace) -> dict:
     return Trainer(args).run()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nicviz train", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="action", required=True)
-    t = sub.add_parser("run", help="train or resume")
-    t.add_argument("--arch", choices=ARCHS, default="cheng2020-anchor")
-    t.add_argument("--N", type=int, default=64)
-    t.add_argument("--quality", type=int, choices=sorted(LAMBDAS), default=3)
-    t.add_argument("--lmbda", type=float, help="override the quality's lambda")
-    t.add_argument("--data", help="training image folder (default: <data root>/train_natural)")
-    t.add_argument("--steps", type=int, default=10000)
-    t.add_argument("--batch", type=int, default=8)
-    t.add_argument("--patch", type=int, default=128)
-    t.add_argument("--lr", type=float, default=3e-4, help="peak learning rate")
-    t.add_argument("--warmup", type=int, default=200)
-    t.add_argument("--final-lr-ratio", type=float, default=0.05)
-    t.add_argument("--aux-lr", type=float, default=1e-3)
-    t.add_argument("--clip", type=float, default=1.0)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=1)
-    t.add_argument("--ckpt", required=True, help="checkpoint path (resumed when it exists)")
-    t.add_argument("--init-from", help="start from another checkpoint (fine-tune a neighbour quality)")
-    t.add_argument("--keep-optimizer", action="store_true",
-                   help="with --init-from a working checkpoint: keep its Adam moments (and --ema average)")
-    t.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
-                   help="keep an exponential moving average of the weights (e.g. 0.999); shipped by slim/export")
-    t.add_argument("--holdout", type=int, default=0, metavar="K",
-                   help="leave the last K training images (file order) out, for validation")
-    t.add_argument("--ckpt-every", type=float, default=180.0, help="seconds between checkpoints")
-    t.add_argument("--log-every", type=int, default=50)
-    t.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
-    t.add_argument("--levels", type=int, default=0, choices=range(0, 9), metavar="K",
-                   help="variable rate: one model for qualities 1..K (gain units); 0 = one quality")
-    t.add_argument("--gain-lr-scale", type=float, default=10.0,
-                   help="with --levels: learning rate of the gain units relative to --lr")
-    t.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="bf16: bfloat16 autocast on the transforms (rate and loss stay float32)")
-    t.add_argument("--channels-last", action="store_true", help="channels-last memory format")
-    t.add_argument("--time-budget", type=float, default=0.0,
-                   help="seconds (CPU seconds on the CPU): time the first steps, then set --steps to end in time")
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="of the main parameters (soap: arXiv 2409.11321)")
-    sl = sub.add_parser("slim", help="float16 weights without optimizer state (to move a checkpoint)")
-    sl.add_argument("ckpt")
-    sl.add_argument("out")
-    e = sub.add_parser("export", help="write a shippable float16 model + metadata")
-    e.add_argument("ckpt")
-    e.add_argument("out")
-    e.add_argument("--meta", default="{}", help="JSON object of extra metadata (hardware, procedure, ...)")
-    r = sub.add_parser("record-kodak", help="store measured Kodak figures in the shipped models' metadata")
-    r.add_argument("results", help="sweep results of the mini codecs on kodak")
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
     try:
         if args.action == "export":
             print(export_model(args.ckpt, args.out, parse_meta(args.meta)))

@@ -12,6 +12,7 @@ from nicviz.training.nic_parts import (
     _half,
     _save_atomic,
     build_training_model,
+    fill_quality_min,
     load_checkpoint,
 )
 
@@ -52,10 +53,11 @@ def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | N
 
     state = load_checkpoint(ckpt)
     args = state["args"]
-    levels = int(args.get("levels", 0) or 0)
-    model = build_training_model(args["arch"], int(args["N"]), levels)
+    levels, q_min = int(args.get("levels", 0) or 0), int(args.get("q_min", 1))
+    model = build_training_model(args["arch"], int(args["N"]), levels, q_min)
     # float16 first, then the CDF tables: the tables are built from the weights that ship
-    model.load_state_dict({k: _half(k, v).float() for k, v in shipped_weights(state).items()})
+    weights = {k: _half(k, v) for k, v in fill_quality_min(model, shipped_weights(state)).items()}
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
     restore_likelihood_bounds(model)
     model.eval()
     model.update(force=True)
@@ -65,8 +67,8 @@ def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, meta: dict | N
     torch.save(sd, out)
     info = {
         "architecture": args["arch"], "N": int(args["N"]),
-        **({"variable_rate": "gain units (Cui et al., CVPR 2021)", "qualities": [1, levels],
-            "lambdas": "CompressAI's table per integer quality, log-linear between"} if levels else
+        **({"variable_rate": "gain units (Cui et al., CVPR 2021)", "qualities": [q_min, q_min + levels - 1],
+            "lambdas": "CompressAI's table per integer quality (quality 0: 0.0009), log-linear between"} if levels else
            {"quality": int(args["quality"]), "lambda": float(state["lmbda"])}),
         "weights": (f"exponential moving average of the parameters (decay {args.get('ema')})"
                     if "ema" in state or state.get("weights") == "ema" else "the last step's"),

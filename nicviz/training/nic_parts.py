@@ -14,8 +14,8 @@ import numpy as np
 from nicviz.codecs.neural.gained import LAMBDAS as _ALL_LAMBDAS
 from nicviz.errors import NicvizError
 
-#: CompressAI's MSE lambdas of the six Cheng2020 qualities (one table: ``codecs.gained.LAMBDAS`` has all eight)
-LAMBDAS = {q: v for q, v in _ALL_LAMBDAS.items() if q <= 6}
+#: CompressAI's MSE lambdas of the six Cheng2020 qualities (one table: ``codecs.gained.LAMBDAS`` has all of them)
+LAMBDAS = {q: v for q, v in _ALL_LAMBDAS.items() if 1 <= q <= 6}
 
 
 def _half(key: str, v):
@@ -35,13 +35,41 @@ def _fixed_quality(path: str, state: dict) -> int:
         return 3
 
 
-def build_training_model(arch: str, n: int, levels: int = 0):
-    """A fixed-rate model, or with ``levels`` > 0 a variable-rate (gained) one."""
+def build_training_model(arch: str, n: int, levels: int = 0, q_min: int = 1):
+    """A fixed-rate model, or with ``levels`` > 0 a variable-rate (gained) one for
+    qualities ``q_min..q_min + levels - 1``."""
     if levels:
         from nicviz.codecs.neural.gained import build_gained
 
-        return build_gained(arch, n, levels)
+        return build_gained(arch, n, levels, q_min)
     return build_model(arch, n)
+
+
+def fill_quality_min(model, state: dict) -> dict:
+    """``state`` with the gained model's ``quality_min`` buffer added where it predates it
+    (every such state was trained for qualities from 1)."""
+    if "quality_min" in model.state_dict() and "quality_min" not in state:
+        import torch
+
+        return {**state, "quality_min": torch.tensor(1, dtype=torch.int64)}
+    return state
+
+
+def relevel_state(model, init: dict, keep_optimizer: bool = False) -> dict:
+    """A variable-rate state trained for other qualities than ``model``'s, its gain rows
+    moved to the model's qualities (new ones extrapolated,
+    :func:`~nicviz.codecs.neural.gained.relevel_gains`)."""
+    from nicviz.codecs.neural.gained import relevel_gains
+
+    q0, levels = int(init["quality_min"]), int(init["log_gain"].shape[0])
+    q_min, new_levels = int(model.q_min), int(model.levels)
+    if (q0, levels) == (q_min, new_levels):
+        return init
+    if keep_optimizer:
+        raise ValueError("--keep-optimizer needs the same qualities as the run it continues")
+    print(f"gains of qualities {q0}..{q0 + levels - 1} moved to {q_min}..{q_min + new_levels - 1}", file=sys.stderr)
+    return {**init, "quality_min": model.quality_min.detach().clone(),
+            **{k: relevel_gains(init[k], q0, q_min, new_levels) for k in ("log_gain", "log_inv_gain")}}
 
 
 def build_model(arch: str, n: int):

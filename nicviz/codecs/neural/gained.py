@@ -8,7 +8,9 @@ a learned gain vector ``g_q`` (one value per latent channel) scales the analysis
 Larger gains give finer effective quantization steps, so more bits and quality.
 
 Integer quality ``q`` owns the gain pair trained with CompressAI's lambda for ``q``
-(:data:`LAMBDAS`); a fractional quality interpolates geometrically between its integer
+(:data:`LAMBDAS`; quality 0, below CompressAI's ladder of 1..8, continues the ladder's
+ratio of about 2 between neighbours, for the low rates of dermoscopy and plate studies);
+a fractional quality interpolates geometrically between its integer
 neighbours (the paper's exponential interpolation),
 ``g = g_lo^(1-t) * g_hi^t`` with ``t = q - floor(q)``, and its lambda log-linearly.
 
@@ -27,17 +29,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["LAMBDAS", "lambda_for", "build_gained", "gained_from_state_dict", "init_gains", "memoize_analysis"]
+__all__ = ["LAMBDAS", "lambda_for", "build_gained", "gained_from_state_dict", "init_gains", "memoize_analysis",
+           "relevel_gains"]
 
-#: CompressAI's MSE lambdas per integer quality.
-LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
+#: CompressAI's MSE lambdas per integer quality (1..8), and quality 0 below them (q1's
+#: lambda squared over q2's: the ladder's ratio continued one step down).
+LAMBDAS = {0: 0.0009, 1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
 
 
 def lambda_for(quality: float) -> float:
     """Lambda of a (possibly fractional) quality: log-linear between the table's entries."""
     lo = math.floor(quality)
     if lo not in LAMBDAS or (quality > lo and lo + 1 not in LAMBDAS):
-        raise ValueError(f"quality {quality} is outside 1..{max(LAMBDAS)}")
+        raise ValueError(f"quality {quality} is outside {min(LAMBDAS)}..{max(LAMBDAS)}")
     t = quality - lo
     if t == 0:
         return LAMBDAS[lo]
@@ -46,10 +50,13 @@ def lambda_for(quality: float) -> float:
 
 def _attach(model, levels: int, channels: int, q_min: int = 1) -> None:
     """Add ``log_gain`` / ``log_inv_gain`` parameters of shape ``(levels, channels)`` (log
-    domain: interpolation is geometric and gains stay positive) and the two hooks."""
+    domain: interpolation is geometric and gains stay positive), the lowest quality as the
+    buffer ``quality_min`` (so the state dict says which qualities its rows are), and the
+    two hooks."""
     import torch
 
     model.q_min = q_min
+    model.register_buffer("quality_min", torch.tensor(q_min, dtype=torch.int64))
     model.levels = levels
     model.log_gain = torch.nn.Parameter(torch.zeros(levels, channels))
     model.log_inv_gain = torch.nn.Parameter(torch.zeros(levels, channels))
@@ -130,9 +137,11 @@ def init_gains(model, ref_quality: float) -> None:
             model.log_inv_gain[i].fill_(-lg)
 
 
-def build_gained(arch: str, n: int, levels: int = len(LAMBDAS)):
+def build_gained(arch: str, n: int, levels: int = 8, q_min: int = 1):
     """A Cheng2020 model (``cheng2020-anchor`` or ``cheng2020-attn``, N channels) with
-    ``levels`` gain pairs for qualities 1..levels."""
+    ``levels`` gain pairs for qualities ``q_min..q_min + levels - 1``."""
+    if q_min not in LAMBDAS or q_min + levels - 1 not in LAMBDAS or levels < 1:
+        raise ValueError(f"qualities {q_min}..{q_min + levels - 1} are outside {min(LAMBDAS)}..{max(LAMBDAS)}")
     from nicviz.codecs.weights import import_compressai
 
     import_compressai()
@@ -140,13 +149,39 @@ def build_gained(arch: str, n: int, levels: int = len(LAMBDAS)):
 
     cls = {"cheng2020-anchor": Cheng2020Anchor, "cheng2020-attn": Cheng2020Attention}[arch]
     model = cls(N=n)
-    _attach(model, levels, n)
+    _attach(model, levels, n, q_min)
     return model
+
+
+def state_quality_min(state: dict) -> int:
+    """The lowest quality of a gained state dict (1 for those written before quality 0)."""
+    q = state.get("quality_min")
+    return 1 if q is None else int(q)
 
 
 def gained_from_state_dict(arch: str, state: dict):
-    """Build a gained model from its state dict (N and levels read from the tensors)."""
+    """Build a gained model from its state dict (N, levels and the lowest quality read from
+    the tensors)."""
     levels, n = state["log_gain"].shape
-    model = build_gained(arch, int(n), int(levels))
-    model.load_state_dict(state)
+    q_min = state_quality_min(state)
+    model = build_gained(arch, int(n), int(levels), q_min)
+    model.load_state_dict({**state, "quality_min": model.quality_min})
     return model
+
+
+def relevel_gains(log_gain, q_min: int, new_q_min: int, new_levels: int):
+    """Gain rows for qualities ``new_q_min..new_q_min + new_levels - 1`` from rows trained
+    for ``q_min..``: each quality's log gain interpolated linearly in the quality between
+    the two nearest trained rows, and extrapolated from the two end rows outside them (the
+    trained log gains are close to linear in the quality: the ladder is geometric)."""
+    import torch
+
+    levels = log_gain.shape[0]
+    rows = []
+    for q in range(new_q_min, new_q_min + new_levels):
+        pos = q - q_min
+        lo = min(max(math.floor(pos), 0), max(levels - 2, 0))
+        hi = min(lo + 1, levels - 1)
+        t = pos - lo
+        rows.append(log_gain[lo] if hi == lo else (1 - t) * log_gain[lo] + t * log_gain[hi])
+    return torch.stack(rows)
