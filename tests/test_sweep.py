@@ -130,3 +130,35 @@ def test_one_sweep_request_checks_what_the_cli_and_the_page_are_given(tmp_path):
     summary = run_sweep(**{**req.arguments(), "task": "rd"}, out=tmp_path / "out.csv", progress=False)
     df = pd.read_csv(summary.out)
     assert len(df) == 2 * 3 and set(df["codec"]) == {"jpeg", "webp"} and df["psnr"].notna().all()
+
+
+def test_a_codec_s_rows_can_be_dropped_and_swept_again(tmp_path):
+    """scripts/drop_codec_rows.py (new weights replace a shipped model): the codec's rows
+    go, the others stay bit for bit, the metadata records the drop, and the same sweep
+    then computes the dropped rows again; a codec with no rows is a one-line refusal."""
+    import json
+
+    folder = write_builtin_samples(tmp_path / "imgs", ("chelsea", "coffee")).root
+    out = tmp_path / "res.csv"
+    ds = resolve_dataset(str(folder))
+    run_sweep(ds, ["jpeg", "webp"], {"jpeg": [20, 50], "webp": [30]}, out, metrics=("psnr",), progress=False)
+    before = pd.read_csv(out)
+    script = Path(__file__).resolve().parent.parent / "scripts" / "drop_codec_rows.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ok = subprocess.run([sys.executable, str(script), str(out), "--codec", "webp", "--why", "new weights"],
+                        capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    after = pd.read_csv(out)
+    assert set(after["codec"]) == {"jpeg"} and len(after) == 4
+    pd.testing.assert_frame_equal(after.reset_index(drop=True),
+                                  before[before["codec"] == "jpeg"].reset_index(drop=True))
+    meta = json.loads(Path(str(out) + ".meta.json").read_text())
+    assert meta["codecs"] == ["jpeg"] and meta["rows"] == 4 and "webp" not in meta["qualities"]
+    assert meta["runs"][-1]["dropped"] == ["webp"] and meta["runs"][-1]["rows_dropped"] == 2
+    run_sweep(ds, ["webp"], {"webp": [30]}, out, metrics=("psnr",), progress=False)
+    again = pd.read_csv(out)
+    assert len(again) == 6 and sorted(again[list(KEY)].astype(str).agg("|".join, axis=1)) == \
+        sorted(before[list(KEY)].astype(str).agg("|".join, axis=1))
+    bad = subprocess.run([sys.executable, str(script), str(out), "--codec", "avif", "--why", "x"],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "no rows of avif" in bad.stderr
