@@ -343,6 +343,18 @@ def test_a_run_extends_a_variable_rate_model_to_quality_0(tmp_path, capsys):
     legacy = {k: v for k, v in old.items() if k != "quality_min"}
     assert gained_from_state_dict("cheng2020-anchor", legacy).q_min == 1
     assert bool((model.log_gain[0] < model.log_gain[1]).all())  # coarser steps below quality 1
+    import pandas as pd
+
+    from nicviz.training.nic_export import record_kodak
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "cheng2020-anchor-mini.json").write_text(json.dumps({"qualities": [0, 3]}))
+    rows = pd.DataFrame({"codec": "cheng2020-anchor-mini", "quality": [0, 0, 2.5], "bpp": [0.1, 0.2, 0.5],
+                         "psnr": [25.0, 27.0, 30.0], "image": ["kodim01.png", "kodim02.png", "kodim01.png"]})
+    rows.to_csv(tmp_path / "k.csv", index=False)
+    assert record_kodak(tmp_path / "k.csv", tmp_path / "models") == [tmp_path / "models" / "cheng2020-anchor-mini.json"]
+    kodak = json.loads((tmp_path / "models" / "cheng2020-anchor-mini.json").read_text())["kodak"]
+    assert kodak["0"]["images"] == 2 and kodak["0"]["bpp"] == pytest.approx(0.15) and kodak["2.5"]["psnr"] == 30.0
     from nicviz.codecs.neural import mini_codec
 
     codec = mini_codec("ext-export", "cheng2020-anchor", tmp_path)
@@ -718,3 +730,40 @@ def test_float32_channels_last_on_the_cpu_is_refused_in_one_line(tmp_path, capsy
     assert "needs --precision bf16" in err and err.count("\n") == 1
     assert not (tmp_path / "m.pt").exists()
 
+
+
+def test_the_ship_script_regenerates_every_results_file_a_mini_appears_in():
+    """scripts/ship_minis.sh (DRY_RUN: the commands only): it exports the model, removes the
+    fixed-rate files it replaces, and drops and re-sweeps the codec in every shipped results
+    file that holds its rows (a results file added later with mini rows fails this test
+    until the script regenerates it); a bad argument is one line and exit 2."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parent.parent
+    script = root / "scripts" / "ship_minis.sh"
+    env = {**os.environ, "DRY_RUN": "1"}
+    out = subprocess.run(["bash", str(script), "anchor=results/training/V-cheng2020-anchor-cpu.pt"], cwd=root,
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any("export results/training/V-cheng2020-anchor-cpu.pt nicviz/models/cheng2020-anchor-mini.pt" in x
+               for x in lines)
+    fixed = sorted((root / "nicviz" / "models").glob("cheng2020-anchor-mini-q*"))
+    assert all(any(f"git rm -q nicviz/models/{f.name}" in x for x in lines) for f in fixed)
+    with_rows = set()
+    for f in (root / "results").rglob("*.csv"):
+        if f.name.endswith(".errors.csv") or "training" in f.parts or "overfitted" in f.parts:
+            continue
+        head = pd.read_csv(f, nrows=0).columns
+        if "codec" in head and (pd.read_csv(f, usecols=["codec"])["codec"] == "cheng2020-anchor-mini").any():
+            with_rows.add(f.relative_to(root).as_posix())
+    dropped = {x.split("drop_codec_rows.py ")[1].split()[0] for x in lines if "drop_codec_rows.py" in x}
+    swept = {x.split("--out ")[1].split()[0] for x in lines if "--out " in x}
+    checked = {x.split("--out ")[1].split()[0] for x in lines if "check_wavefront.py" in x}
+    assert with_rows and with_rows <= (dropped & swept) | checked, with_rows - ((dropped & swept) | checked)
+    bad = subprocess.run(["bash", str(script), "vgg=x.pt"], cwd=root, env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1

@@ -102,9 +102,16 @@ def slim_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike) -> Path:
     return out
 
 
+def _kodak_figures(g, results) -> dict:
+    return {"images": int(g["image"].nunique()), "bpp": float(g["bpp"].mean()), "psnr": float(g["psnr"].mean()),
+            "ms_ssim": float(g["ms_ssim"].mean()) if "ms_ssim" in g else None,
+            "rate": "real bitstreams (model.compress)", "results": str(results)}
+
+
 def record_kodak(results: str | os.PathLike, models_dir: str | os.PathLike | None = None) -> list[Path]:
     """Write each shipped model's measured Kodak figures (real bitstreams) into its JSON:
-    mean bpp/PSNR/MS-SSIM over the 24 images and the kodim01 bpp and PSNR."""
+    mean bpp/PSNR/MS-SSIM over the 24 images and the kodim01 bpp and PSNR; for a
+    variable-rate model (``<codec>.json``) those of every quality swept, under ``kodak``."""
     from nicviz.codecs.neural import MINI_MODELS
     from nicviz.paths import MODELS_DIR
     from nicviz.results import read_results
@@ -113,17 +120,21 @@ def record_kodak(results: str | os.PathLike, models_dir: str | os.PathLike | Non
     folder = Path(models_dir) if models_dir else MODELS_DIR
     written = []
     for codec in MINI_MODELS:
-        for q, g in df[df["codec"] == codec].groupby("quality"):
+        rows = df[df["codec"] == codec]
+        vr_file = folder / f"{codec}.json"
+        if vr_file.is_file() and len(rows):
+            meta = json.loads(vr_file.read_text())
+            meta["kodak"] = {f"{q:g}": _kodak_figures(g, results) for q, g in rows.groupby("quality")}
+            vr_file.write_text(json.dumps(meta, indent=2) + "\n")
+            written.append(vr_file)
+            continue
+        for q, g in rows.groupby("quality"):
             meta_file = folder / f"{codec}-q{int(q)}.json"
             if not meta_file.is_file():
                 continue
             meta = json.loads(meta_file.read_text())
             k1 = g[g["image"].astype(str).str.endswith("kodim01.png")]
-            meta["kodak"] = {
-                "images": int(g["image"].nunique()), "bpp": float(g["bpp"].mean()), "psnr": float(g["psnr"].mean()),
-                "ms_ssim": float(g["ms_ssim"].mean()) if "ms_ssim" in g else None,
-                "rate": "real bitstreams (model.compress)", "results": str(results),
-            }
+            meta["kodak"] = _kodak_figures(g, results)
             if len(k1):
                 meta["kodim01"] = {"bpp": float(k1["bpp"].iloc[0]), "psnr": float(k1["psnr"].iloc[0])}
             meta_file.write_text(json.dumps(meta, indent=2) + "\n")
