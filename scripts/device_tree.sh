@@ -6,11 +6,11 @@
 #                                 # committed), except KEEP, the ones a GPU run starts from
 #   scripts/device_tree.sh full   # after them: every file is back
 #   scripts/device_tree.sh size   # bytes of the files that would travel
-# KEEP (default: the q3 minis of both architectures, which scripts/train_gpu.sh starts from)
-# names the weights to keep, relative to the checkout.
+# KEEP (default: the q3 minis of both architectures and the CPU runs' variable-rate weights,
+# which scripts/train_gpu.sh starts from) names the weights to keep, relative to the checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KEEP=${KEEP:-nicviz/models/cheng2020-anchor-mini-q3.pt nicviz/models/cheng2020-attn-mini-q3.pt}
+KEEP=${KEEP:-nicviz/models/cheng2020-anchor-mini-q3.pt nicviz/models/cheng2020-attn-mini-q3.pt $(git ls-files 'results/training/V-*-cpu.pt' | tr '\n' ' ')}
 LIMIT=$((64 * 1024 * 1024))
 
 size() {  # tracked files present in the working tree, and the untracked ones git does not ignore

@@ -49,16 +49,19 @@ wait_phase() {
 }
 
 if [ -n "${VARIABLE_RATE:-}" ]; then
-  # phase V: one variable-rate model per architecture (gain units, qualities 1..LEVELS),
-  # initialised from the shipped q3 models (gains at sqrt(lambda_q / lambda_3)), side by
-  # side for A_SECONDS; on a CPU add PRECISION=bf16 (channels-last is always on).
+  # phase V: one variable-rate model per architecture (gain units, qualities Q_MIN..Q_MIN+LEVELS-1,
+  # default 0..8), continuing the CPU runs' committed weights (results/training/V-<arch>-cpu.pt)
+  # where they exist, else from the shipped q3 models (gains at sqrt(lambda_q / lambda_3)),
+  # side by side for A_SECONDS; on a CPU add PRECISION=bf16 (channels-last is always on).
   # RECIPE: more options of `nicviz train run`, the recipe scripts/compare_recipes.py chose
   # (for example RECIPE="--optimizer soap --ema 0.999")
   pids=()
   for arch in cheng2020-anchor cheng2020-attn; do
+    init=results/training/V-$arch-cpu.pt
+    [ -f "$init" ] || init=nicviz/models/$arch-mini-q3.pt
     # shellcheck disable=SC2086
-    $PY -m nicviz.training.nic run --arch $arch --levels "${LEVELS:-8}" --lr "${V_LR:-1e-4}" --warmup 300 ${RECIPE:-} \
-      --precision "${PRECISION:-fp32}" --channels-last --init-from "nicviz/models/$arch-mini-q3.pt" \
+    $PY -m nicviz.training.nic run --arch $arch --levels "${LEVELS:-9}" --q-min "${Q_MIN:-0}" --lr "${V_LR:-1e-4}" \
+      --warmup 300 ${RECIPE:-} --precision "${PRECISION:-fp32}" --channels-last --init-from "$init" \
       $(budget "$A_SECONDS") "${COMMON[@]}" --ckpt "$CK/V-$arch.pt" > "$LOGS/V-$arch.log" 2>&1 &
     pids+=($!)
   done

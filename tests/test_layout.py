@@ -278,5 +278,8 @@ def test_the_tree_sent_to_a_lent_accelerator_fits_and_comes_back(tmp_path):
     assert sent <= 64 * 1024 * 1024, sent
     kept = sorted(p.name for p in (clone / "nicviz" / "models").glob("*.pt"))
     assert kept == ["cheng2020-anchor-mini-q3.pt", "cheng2020-attn-mini-q3.pt"]
+    cpu_runs = subprocess.run(["git", "ls-files", "results/training/V-*-cpu.pt"], cwd=clone, capture_output=True,
+                              text=True, check=True).stdout.split()
+    assert cpu_runs and all((clone / f).is_file() for f in cpu_runs)  # the GPU run continues them
     subprocess.run(["bash", "scripts/device_tree.sh", "full"], cwd=clone, capture_output=True, check=True)
     assert sorted(p.name for p in (clone / "nicviz" / "models").glob("*.pt")) == models

@@ -694,8 +694,9 @@ def test_bf16_on_a_cpu_without_bf16_hardware_warns(tmp_path, capsys, monkeypatch
 
 def test_the_gpu_script_runs_its_variable_rate_phase_on_the_cpu_in_a_dry_run(tmp_path):
     """scripts/train_gpu.sh as a lent accelerator would run it (VARIABLE_RATE=1), with
-    DRY_RUN=2 steps on the CPU: both architectures train from their shipped q3 weights side
-    by side and come back packed, slim, variable-rate."""
+    DRY_RUN=2 steps on the CPU: both architectures train side by side, from the CPU runs'
+    committed variable-rate weights where they exist (else the shipped q3), for qualities
+    0..8, and come back packed, slim, variable-rate."""
     import os
     import subprocess
     import sys
@@ -716,8 +717,10 @@ def test_the_gpu_script_runs_its_variable_rate_phase_on_the_cpu_in_a_dry_run(tmp
         with tarfile.open(tmp_path / "out" / f"V-{arch}.tgz") as tar:
             tar.extractall(tmp_path / "unpacked", filter="data")
         state = torch.load(tmp_path / "unpacked" / f"{arch}-mini.pt", weights_only=True)
-        assert state["step"] == 2 and state["args"]["levels"] == 8 and "opt" not in state, arch
-        assert state["base_from"] == f"{arch}-mini-q3.pt"
+        assert state["step"] == 2 and "opt" not in state, arch
+        assert (state["args"]["levels"], state["args"]["q_min"], int(state["model"]["quality_min"])) == (9, 0, 0)
+        cpu = root / "results" / "training" / f"V-{arch}-cpu.pt"
+        assert state["base_from"] == (cpu.name if cpu.is_file() else f"{arch}-mini-q3.pt")
         assert state["args"]["ema"] == 0.999 and state["args"]["optimizer"] == ("soap" if find_spec(
             "pytorch_optimizer") else "adam")  # the chosen recipe reached both runs
 
