@@ -3,7 +3,7 @@
 Exports the checkpoint (float16, CDF tables) to a temporary models folder, sweeps Kodak
 with real bitstreams at the given qualities, prints the curve and BD-rates (PSNR, pchip)
 against the shipped classical sweeps and the shipped fixed-rate minis, and the gap to
-CompressAI's published cheng2020-anchor at 0.12, 0.25 and 0.5 bpp.
+CompressAI's published model of the same architecture at 0.12, 0.25 and 0.5 bpp.
 
     python scripts/eval_variable_rate.py out/vr/anchor-vr.pt --arch cheng2020-anchor \
         [--images 24] [--qualities 0:8] [--out out/vr/kodak.csv]
@@ -77,12 +77,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"BD-rate against {anchor}: n/a (no common PSNR range)")
             continue
         print(f"BD-rate against {anchor}: {res.bd_rate:+.1f} % (overlap {100 * overlap:.0f} % of the mini's PSNR range)")
-    ref = load_compressai_json(REFERENCE_DIR / "compressai-cheng2020-anchor_mse_cuda.json")["results"]
+    ref = load_compressai_json(REFERENCE_DIR / f"compressai-{args.arch}_mse_cuda.json")["results"]
     for bpp in (0.12, 0.25, 0.5):
         if curve["bpp"].min() <= bpp <= curve["bpp"].max():
             ours = float(np.interp(bpp, curve["bpp"], curve["psnr"]))
             theirs = float(np.interp(bpp, ref["bpp"], ref["psnr-rgb"]))
-            print(f"at {bpp} bpp: {ours:.2f} dB, CompressAI cheng2020-anchor {theirs:.2f} dB (gap {ours - theirs:+.2f} dB)")
+            print(f"at {bpp} bpp: {ours:.2f} dB, CompressAI {args.arch} {theirs:.2f} dB (gap {ours - theirs:+.2f} dB)")
     return 0
 
 
