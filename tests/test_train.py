@@ -355,6 +355,7 @@ def test_a_run_extends_a_variable_rate_model_to_quality_0(tmp_path, capsys):
     assert record_kodak(tmp_path / "k.csv", tmp_path / "models") == [tmp_path / "models" / "cheng2020-anchor-mini.json"]
     kodak = json.loads((tmp_path / "models" / "cheng2020-anchor-mini.json").read_text())["kodak"]
     assert kodak["0"]["images"] == 2 and kodak["0"]["bpp"] == pytest.approx(0.15) and kodak["2.5"]["psnr"] == 30.0
+    assert kodak["0"]["kodim01"] == {"bpp": 0.1, "psnr": 25.0}
     from nicviz.codecs.neural import mini_codec
 
     codec = mini_codec("ext-export", "cheng2020-anchor", tmp_path)

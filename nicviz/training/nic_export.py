@@ -108,10 +108,16 @@ def _kodak_figures(g, results) -> dict:
             "rate": "real bitstreams (model.compress)", "results": str(results)}
 
 
+def _kodim01(g) -> dict:
+    k1 = g[g["image"].astype(str).str.endswith("kodim01.png")]
+    return {"kodim01": {"bpp": float(k1["bpp"].iloc[0]), "psnr": float(k1["psnr"].iloc[0])}} if len(k1) else {}
+
+
 def record_kodak(results: str | os.PathLike, models_dir: str | os.PathLike | None = None) -> list[Path]:
     """Write each shipped model's measured Kodak figures (real bitstreams) into its JSON:
     mean bpp/PSNR/MS-SSIM over the 24 images and the kodim01 bpp and PSNR; for a
-    variable-rate model (``<codec>.json``) those of every quality swept, under ``kodak``."""
+    variable-rate model (``<codec>.json``) those of every quality swept, under ``kodak``
+    by quality."""
     from nicviz.codecs.neural import MINI_MODELS
     from nicviz.paths import MODELS_DIR
     from nicviz.results import read_results
@@ -124,7 +130,8 @@ def record_kodak(results: str | os.PathLike, models_dir: str | os.PathLike | Non
         vr_file = folder / f"{codec}.json"
         if vr_file.is_file() and len(rows):
             meta = json.loads(vr_file.read_text())
-            meta["kodak"] = {f"{q:g}": _kodak_figures(g, results) for q, g in rows.groupby("quality")}
+            meta["kodak"] = {f"{q:g}": {**_kodak_figures(g, results), **_kodim01(g)}
+                             for q, g in rows.groupby("quality")}
             vr_file.write_text(json.dumps(meta, indent=2) + "\n")
             written.append(vr_file)
             continue
@@ -133,10 +140,8 @@ def record_kodak(results: str | os.PathLike, models_dir: str | os.PathLike | Non
             if not meta_file.is_file():
                 continue
             meta = json.loads(meta_file.read_text())
-            k1 = g[g["image"].astype(str).str.endswith("kodim01.png")]
             meta["kodak"] = _kodak_figures(g, results)
-            if len(k1):
-                meta["kodim01"] = {"bpp": float(k1["bpp"].iloc[0]), "psnr": float(k1["psnr"].iloc[0])}
+            meta.update(_kodim01(g))
             meta_file.write_text(json.dumps(meta, indent=2) + "\n")
             written.append(meta_file)
     return written

@@ -137,7 +137,10 @@ class NeuralCodec(Codec):
                 self._models[key] = m
             m = self._models[key]
             if self.source.variable_rate:
-                m.set_quality(q)
+                import torch
+
+                with torch.no_grad():  # no autograd graph on the gains (a model holding one cannot be copied)
+                    m.set_quality(q)
             return m
 
     @contextmanager
